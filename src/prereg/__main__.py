@@ -1,0 +1,56 @@
+"""``python -m prereg <command>``: verdicts, comparisons and status from run directories."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _verdict(args: argparse.Namespace) -> int:
+    from prereg.reports.verdicts import write_any_verdict
+
+    text = write_any_verdict(Path(args.sweep_dir))
+    print(text)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from prereg.reports.compare import compare_main
+
+    return compare_main(args)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from prereg.reports.status import format_status
+
+    print(format_status(Path(args.sweep_dir)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one subcommand."""
+    parser = argparse.ArgumentParser(prog="python -m prereg", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("verdict", help="recompute a sweep's verdict from its run directories")
+    p.add_argument("sweep_dir")
+    p.set_defaults(func=_verdict)
+    p = sub.add_parser("compare", help="one row per run: differing choices, status, summary")
+    p.add_argument("paths", nargs="+", help="run dirs, sweep dirs or globs")
+    p.add_argument("--by", help="group by this choice/key and aggregate")
+    p.add_argument("--csv", action="store_true", help="print CSV")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument("--diff", nargs=2, metavar=("A", "B"), help="config keys that differ")
+    p.set_defaults(func=_compare)
+    p = sub.add_parser("status", help="pending/running/completed/failed/halted/skipped counts")
+    p.add_argument("sweep_dir")
+    p.set_defaults(func=_status)
+    args = parser.parse_args(argv)
+    if hasattr(args, "sweep_dir") and not Path(args.sweep_dir).is_dir():
+        print(f"error: sweep_dir: {args.sweep_dir} is not a directory", file=sys.stderr)
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""exp9 runner: one (arm, cell) training run, writing the run-directory contract.
+
+The maths lives in the pure modules beside this one; this file only does I/O: resume
+from the newest valid checkpoint, run the jitted scan chunk by chunk, write
+``metrics.csv``/``diagnostics.csv``/a checkpoint after every chunk, HALT on a P4 check,
+and finish with the P1 fidelity figures in ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from prereg.sweep import checkpoints as ck
+from prereg.sweep.atomic import atomic_write_csv, atomic_write_json, read_json
+from prereg.sweep.errors import ConfigError
+from prereg.sweep.registration import differing_constants, registration_hash, to_plain
+from prereg.sweep.rundir import RunDir, RunHalted, guarded_run
+from prereg.sweep.schema import Exp9Registration
+from prereg.sweep.validate import typed_registration
+
+log = logging.getLogger("prereg.exp9")
+
+
+class NonFiniteError(RuntimeError):
+    """A logged value became NaN or inf: the run fails at that step (P1)."""
+
+
+def check_registration(rd: RunDir, reg: dict[str, Any], reg_hash: str) -> None:
+    """Refuse to reuse a run dir that holds work of another registration, naming the constants."""
+    previous = rd.read()
+    if not previous or previous.get("registration_hash") in (None, reg_hash):
+        return
+    old = read_json(rd.path / "registration.json") or {}
+    diff = differing_constants(old, reg) or ["<unknown>"]
+    raise ConfigError(
+        "registration",
+        f"{rd.path} holds a run of registration hash {previous['registration_hash']}, this run's "
+        f"is {reg_hash}; differing constants: {', '.join(diff)}; use a new output directory",
+    )
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Run (or resume, or skip if completed) one exp9 job in ``run_dir``; returns its summary."""
+    reg_cfg = typed_registration(cfg, Exp9Registration)
+    reg = to_plain(reg_cfg)
+    reg_hash = registration_hash(reg)
+    rd = RunDir(run_dir)
+    check_registration(rd, reg, reg_hash)
+    previous = rd.read()
+    if previous and previous.get("status") == "completed":
+        log.info("%s already completed; not redone", run_dir)
+        return read_json(run_dir / "summary.json") or {}
+    atomic_write_json(run_dir / "registration.json", reg)
+    return guarded_run(
+        rd, "exp9", reg["name"], reg_hash, lambda: _train(reg, cfg.arm.name, cfg.cell.name, cfg, rd)
+    )
+
+
+def _train(reg: dict[str, Any], arm: str, cell_name: str, cfg: DictConfig, rd: RunDir) -> dict:
+    from prereg.sweep.jaxcache import enable_compilation_cache
+
+    enable_compilation_cache()
+    import jax.numpy as jnp
+
+    from prereg.exp9 import analysis, diagnostics, finite_diff, model, reference, train
+
+    tic = time.perf_counter()
+    cell = reg["cells"][cell_name]
+    n, m = int(cell["n"]), int(cell["m"])
+    lam, form, lr = float(reg["lambdas"][arm]), reg["aux"]["form"], float(reg["lr"])
+    step_cap, gates = int(reg["step_cap"]), reg["gates"]
+    log_q = model.make_teacher(n, float(reg["beta"]), int(cell["teacher_seed"]))
+    theta0 = model.init_theta(n, m, int(cell["init_seed"]), float(reg["init_scale"]))
+    diag_at = set(analysis.diagnostic_steps(step_cap, int(reg["diagnostic_steps"])))
+    p4_gates = {
+        "detailed_balance": gates["detailed_balance"],
+        "row_sum": gates["row_sum"],
+        "symmetry": gates["symmetry"],
+        "gap_min": gates["halt_gap"],
+        "cheeger_rel_tol": gates["cheeger_rel_tol"],
+    }
+    ckpt_dir = rd.path / "checkpoints"
+    metrics_path, diag_path = rd.path / "metrics.csv", rd.path / "diagnostics.csv"
+
+    # P1 autodiff vs finite differences at the cell's initial theta (same for every arm)
+    fd_path = rd.path / "fd_check.json"
+    fd = read_json(fd_path)
+    if fd is None:
+        fd = finite_diff.fd_check(
+            theta0,
+            log_q,
+            n,
+            m,
+            int(gates["fd_directions"]),
+            int(gates["fd_seed"]),
+            tuple(gates["fd_steps"]),
+        )
+        fd["applies"] = fd["grad_norm"] >= gates["fd_min_grad_norm"]
+        fd["gate"] = gates["fd_rel_err"]
+        fd["pass"] = (not fd["applies"]) or fd["worst_rel_err"] <= gates["fd_rel_err"]
+        atomic_write_json(fd_path, fd)
+
+    state = train.init_state(jnp.asarray(theta0), lr)
+    frames: list[pd.DataFrame] = []
+    diag_rows: list[dict[str, Any]] = []
+    fidelity: dict[str, Any] = {}
+    resumed = ck.latest_valid(ckpt_dir)
+    if resumed is not None:
+        tree, meta, path = resumed
+        state = train.TrainState(jnp.asarray(tree[0]), _as_jax(tree[1]), jnp.asarray(tree[2]))
+        done = int(meta["step"])
+        frames = [pd.read_csv(metrics_path).query("step < @done")] if metrics_path.exists() else []
+        if diag_path.exists():
+            diag_rows = pd.read_csv(diag_path).query("step < @done").to_dict("records")
+        fidelity = meta.get("fidelity", {})
+        log.info("resuming %s from %s (step %d)", rd.path, path.name, done)
+    run_chunk = train.make_chunk_runner(log_q, n, m, lam, form, lr)
+    chunk = int(cfg.exp9.chunk_steps)
+
+    while int(state.step) < step_cap:
+        start = int(state.step)
+        k = min(chunk, step_cap - start)
+        state, met = run_chunk(state, k)
+        thetas = np.asarray(met.pop("theta"))
+        frame = pd.DataFrame({c: np.asarray(met[c]) for c in analysis.METRIC_COLUMNS})
+        frame["step"] = frame["step"].astype(int)
+        bad = analysis.first_nonfinite(frame)
+        if bad is not None:
+            frames.append(frame[frame["step"] < bad[0]])
+            atomic_write_csv(metrics_path, pd.concat(frames, ignore_index=True))
+            raise NonFiniteError(f"non-finite value at step {bad[0]} in {bad[1]}")
+        halted = None
+        for i, step in enumerate(frame["step"]):
+            if step == 0:
+                fidelity["first"] = _fidelity(
+                    thetas[i], frame.iloc[i], log_q, n, m, gates, reference
+                )
+            if step == step_cap - 1:
+                fidelity["last"] = _fidelity(
+                    thetas[i], frame.iloc[i], log_q, n, m, gates, reference
+                )
+            if step in diag_at:
+                d = diagnostics.kernel_diagnostics(thetas[i], n, m)
+                failed = diagnostics.check_diagnostics(d, p4_gates)
+                diag_rows.append({"step": int(step), **d, "failed": ";".join(failed)})
+                if failed and halted is None:
+                    halted = (int(step), failed)
+        if halted is not None:
+            frames.append(frame[frame["step"] <= halted[0]])
+        else:
+            frames.append(frame)
+        atomic_write_csv(metrics_path, pd.concat(frames, ignore_index=True))
+        atomic_write_csv(diag_path, pd.DataFrame(diag_rows))
+        if halted is not None:
+            raise RunHalted(
+                f"P4 check(s) {', '.join(halted[1])} out of tolerance at step {halted[0]}"
+            )
+        ck.save_checkpoint(
+            ckpt_dir / ck.periodic_name(int(state.step)),
+            (state.theta, state.opt_state, state.step),
+            {"step": int(state.step), "fidelity": fidelity},
+        )
+        ck.prune_periodic(ckpt_dir)
+        log.info(
+            "%s: step %d/%d kl=%.4g rho=%.4g",
+            rd.path.name,
+            int(state.step),
+            step_cap,
+            frame["kl"].iloc[-1],
+            frame["rho"].iloc[-1],
+        )
+
+    metrics = pd.concat(frames, ignore_index=True)
+    summary = {
+        "experiment": "exp9",
+        "arm": arm,
+        "cell": cell_name,
+        "n": n,
+        "m": m,
+        "num_states": 2 ** (n + m),
+        "lambda": lam,
+        "aux_form": form,
+        "steps": int(len(metrics)),
+        "initial_kl": float(metrics["kl"].iloc[0]),
+        "crossings": analysis.crossings(metrics, reg["thresholds"]),
+        **analysis.finals(metrics, int(reg["finals_window"])),
+        "fidelity": fidelity,
+        "fd_check": {k: fd[k] for k in ("worst_rel_err", "grad_norm", "applies", "gate", "pass")},
+        "diagnostics_failed": sum(
+            bool(r["failed"]) for r in diag_rows if isinstance(r["failed"], str)
+        ),
+        "compute_seconds": time.perf_counter() - tic,
+    }
+    atomic_write_json(rd.path / "summary.json", summary)
+    return summary
+
+
+def _as_jax(tree: Any) -> Any:
+    import jax
+
+    return jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x), tree)
+
+
+def _fidelity(theta, row, log_q, n, m, gates, reference) -> dict[str, Any]:
+    """P1: rho from the factored resolvent (logged) vs the eigen reference at this theta."""
+    from prereg.exp9 import analysis
+
+    ref = reference.reference_rho(np.asarray(theta), np.asarray(log_q), n, m)
+    err = analysis.relative_error(float(row["rho"]), float(ref["rho"]))
+    gate = analysis.fidelity_gate(float(ref["gap"]), gates)
+    return {
+        "step": int(row["step"]),
+        "rho": float(row["rho"]),
+        "rho_reference": float(ref["rho"]),
+        "rel_err": err,
+        "gap": float(ref["gap"]),
+        "gate": gate,
+        "pass": bool(np.isfinite(err) and (gate is None or err <= gate)),
+    }

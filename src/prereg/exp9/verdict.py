@@ -1,0 +1,606 @@
+"""The pre-registered exp9 verdict (P1-P4, outcome table, reported-only tables) from disk.
+
+Everything is recomputed from the run directories of a sweep (``metrics.csv``,
+``diagnostics.csv``, ``summary.json``, ``fd_check.json``, ``run.json``), so the verdict
+printed at the end of a multirun and ``python -m prereg verdict <dir>`` agree.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from prereg.exp9 import analysis
+from prereg.reports.rundirs import RunInfo, find_runs
+from prereg.sweep.atomic import atomic_write_json, atomic_write_text
+from prereg.sweep.registration import (
+    differing_constants,
+    load_registered,
+    registration_hash,
+    to_plain,
+)
+from prereg.sweep.schema import Exp9Registration
+
+OUTCOMES = {
+    1: "steers: P1, P2 and P3 pass and P4 is verified",
+    2: "steers but breaks KL: P2 passes, P3 fails",
+    3: "feasible, does not steer: P1 and P3 pass, P4 verified, P2 fails",
+    4: "neither steers nor keeps KL: P2 and P3 fail",
+    0: "no verdict: P1 fails or a run HALTed (or the set is incomplete)",
+}
+
+
+def _pf(ok: bool | None) -> str:
+    return "not evaluated" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def _load(run: RunInfo) -> dict[str, Any]:
+    metrics = None
+    if (run.path / "metrics.csv").exists():
+        try:
+            metrics = pd.read_csv(run.path / "metrics.csv")
+        except (OSError, ValueError, pd.errors.EmptyDataError):
+            metrics = None
+    diag = None
+    if (run.path / "diagnostics.csv").exists():
+        try:
+            diag = pd.read_csv(run.path / "diagnostics.csv")
+        except (OSError, ValueError, pd.errors.EmptyDataError):
+            diag = None
+    return {
+        "info": run,
+        "metrics": metrics,
+        "diag": diag,
+        "fd": run.read_json("fd_check.json"),
+        "registration": run.read_json("registration.json"),
+    }
+
+
+def _select_registration(runs: list[RunInfo]) -> tuple[str | None, dict[str, list[str]]]:
+    by_hash: dict[str, list[str]] = {}
+    for r in runs:
+        by_hash.setdefault(str(r.registration_hash), []).append(r.path.name)
+    hashes = [h for h in by_hash if h != "None"]
+    return (hashes[0] if len(hashes) == 1 else None), by_hash
+
+
+def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
+    """The full verdict as a JSON-able dict (see module docstring)."""
+    all_runs = [
+        r for r in find_runs([sweep_dir]) if (r.run or {}).get("experiment", "exp9") == "exp9"
+    ]
+    out: dict[str, Any] = {"experiment": "exp9", "sweep_dir": str(sweep_dir)}
+    chosen, by_hash = _select_registration(all_runs)
+    if chosen is None:
+        out["refused"] = (
+            "no exp9 run with a registration hash found"
+            if not [h for h in by_hash if h != "None"]
+            else "runs of different registrations cannot be pooled: "
+            + "; ".join(f"hash {h}: {', '.join(sorted(v))}" for h, v in sorted(by_hash.items()))
+        )
+        out["outcome"] = {"number": 0, "sentence": "no verdict: " + out["refused"]}
+        return out
+    runs = [_load(r) for r in all_runs if r.registration_hash == chosen]
+    reg = next((x["registration"] for x in runs if x["registration"]), None)
+    if reg is None:
+        out["refused"] = "registration.json missing from every run"
+        out["outcome"] = {"number": 0, "sentence": "no verdict: " + out["refused"]}
+        return out
+    frozen = None
+    try:
+        frozen = to_plain(
+            OmegaConf.merge(OmegaConf.structured(Exp9Registration), load_registered(reg["name"]))
+        )
+    except OSError:
+        pass
+    differing = differing_constants(frozen, reg) if frozen is not None else ["<no frozen file>"]
+    out["registration"] = {
+        "name": reg["name"],
+        "hash": chosen,
+        "frozen_hash": registration_hash(frozen) if frozen is not None else None,
+        "registered": not differing,
+        "differing_constants": differing,
+    }
+    arms, cells = list(reg["lambdas"]), list(reg["cells"])
+    by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    for x in runs:
+        ch = x["info"].choices
+        key = (ch.get("arm"), ch.get("cell"))
+        if x["info"].summary:
+            key = (x["info"].summary.get("arm", key[0]), x["info"].summary.get("cell", key[1]))
+        by_key[key] = x
+    expected = [(a, c) for c in cells for a in arms]
+    missing = [f"{a}/{c}" for a, c in expected if (a, c) not in by_key]
+    status = {f"{a}/{c}": by_key[(a, c)]["info"].status for a, c in expected if (a, c) in by_key}
+    not_done = {
+        k: f"{s}: {by_key[tuple(k.split('/'))]['info'].reason}"
+        for k, s in status.items()
+        if s != "completed"
+    }
+    out["runs"] = {
+        "expected": len(expected),
+        "completed": sum(s == "completed" for s in status.values()),
+        "missing": missing,
+        "not_completed": not_done,
+        "halted": [k for k, s in status.items() if s == "halted"],
+    }
+    gates = reg["gates"]
+    thresholds = reg["thresholds"]
+
+    # ------------------------------------------------------------------ P1
+    finite = {}
+    fidelity_rows = []
+    for a, c in expected:
+        x = by_key.get((a, c))
+        if x is None or x["metrics"] is None or x["metrics"].empty:
+            finite[f"{a}/{c}"] = None
+            continue
+        reason = x["info"].reason or ""
+        finite[f"{a}/{c}"] = (
+            analysis.first_nonfinite(x["metrics"]) is None and "non-finite" not in reason
+        )
+        fid = (x["info"].summary or {}).get("fidelity") or {}
+        for which in ("first", "last"):
+            if which in fid:
+                fidelity_rows.append({"run": f"{a}/{c}", "which": which, **fid[which]})
+    fd_rows = []
+    for c in cells:
+        fd = next(
+            (by_key[(a, c)]["fd"] for a in arms if (a, c) in by_key and by_key[(a, c)]["fd"]), None
+        )
+        if fd is not None:
+            fd_rows.append(
+                {
+                    "cell": c,
+                    **{
+                        k: fd.get(k)
+                        for k in ("worst_rel_err", "grad_norm", "applies", "gate", "pass")
+                    },
+                }
+            )
+    n_fid_expected = 2 * len(expected)
+    p1_finite = all(v is True for v in finite.values()) and not missing
+    p1_fid = len(fidelity_rows) == n_fid_expected and all(r["pass"] for r in fidelity_rows)
+    p1_fd = len(fd_rows) == len(cells) and all(r["pass"] for r in fd_rows)
+    out["P1"] = {
+        "finite": {
+            "pass": p1_finite,
+            "runs_checked": sum(v is not None for v in finite.values()),
+            "non_finite_or_unchecked": [k for k, v in finite.items() if v is not True],
+        },
+        "fidelity": {
+            "comparisons": len(fidelity_rows),
+            "expected": n_fid_expected,
+            "worst_rel_err": max((r["rel_err"] for r in fidelity_rows), default=None),
+            "gate": (
+                f"rel err <= max({gates['fidelity_abs']:g}, {gates['fidelity_gap_scale']:g}/gap)"
+                f" where gap >= {gates['fidelity_min_gap']:g}"
+            ),
+            "rows": fidelity_rows,
+            "pass": p1_fid,
+        },
+        "finite_differences": {
+            "cells": fd_rows,
+            "worst_rel_err": max(
+                (r["worst_rel_err"] for r in fd_rows if r["applies"]), default=None
+            ),
+            "gate": (
+                f"best-h rel err <= {gates['fd_rel_err']:g}"
+                f" where ||g|| >= {gates['fd_min_grad_norm']:g}"
+            ),
+            "pass": p1_fd,
+        },
+    }
+    p1 = p1_finite and p1_fid and p1_fd
+    out["P1"]["pass"] = p1
+
+    # ------------------------------------------------------------------ P2 (+ dose-response)
+    def pairs(arm: str) -> list[dict[str, Any]]:
+        rows = []
+        for c in cells:
+            for eps in thresholds:
+                xa, xb = by_key.get((arm, c)), by_key.get((reg["baseline_arm"], c))
+                ca = (
+                    analysis.crossings(xa["metrics"], [eps])[str(eps)]
+                    if xa and xa["metrics"] is not None and not xa["metrics"].empty
+                    else None
+                )
+                cb = (
+                    analysis.crossings(xb["metrics"], [eps])[str(eps)]
+                    if xb and xb["metrics"] is not None and not xb["metrics"].empty
+                    else None
+                )
+                rows.append(
+                    {
+                        "cell": c,
+                        "eps": eps,
+                        "t_arm": ca and int(ca["step"]),
+                        "t_baseline": cb and int(cb["step"]),
+                        "ratio": _ratio(ca and ca["rho"], cb and cb["rho"]),
+                        "numerator_ratio": _ratio(ca and ca["signal"], cb and cb["signal"]),
+                        "denominator_ratio": _ratio(ca and ca["noise"], cb and cb["noise"]),
+                    }
+                )
+        return rows
+
+    def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
+        return {
+            "n_pairs": len(ratios),
+            "median_ratio": statistics.median(ratios) if ratios else None,
+            "count_gt_1": sum(r > 1 for r in ratios),
+        }
+
+    prim = pairs(reg["verdict_arm"])
+    s = summarise(prim)
+    n_pairs = len(cells) * len(thresholds)
+    median_ok = s["median_ratio"] is not None and s["median_ratio"] >= reg["steering_bar"]
+    count_ok = s["count_gt_1"] >= reg["consistency_count"]
+    p2 = s["n_pairs"] == n_pairs and median_ok and count_ok
+    out["P2"] = {
+        "pairs": prim,
+        "n_pairs": s["n_pairs"],
+        "expected_pairs": n_pairs,
+        "median_ratio": s["median_ratio"],
+        "steering_bar": reg["steering_bar"],
+        "median_pass": median_ok,
+        "count_gt_1": s["count_gt_1"],
+        "consistency_count": reg["consistency_count"],
+        "count_pass": count_ok,
+        "pass": p2,
+    }
+
+    # ------------------------------------------------------------------ P3
+    p3_rows = []
+    for a, c in expected:
+        x = by_key.get((a, c))
+        cr = (
+            analysis.crossings(x["metrics"], thresholds)
+            if x and x["metrics"] is not None and not x["metrics"].empty
+            else {}
+        )
+        for eps in thresholds:
+            hit = cr.get(str(eps))
+            p3_rows.append({"run": f"{a}/{c}", "eps": eps, "step": hit and int(hit["step"])})
+    p3 = not missing and all(r["step"] is not None for r in p3_rows)
+    out["P3"] = {
+        "crossings": p3_rows,
+        "step_cap": reg["step_cap"],
+        "not_crossed": [f"{r['run']}@{r['eps']}" for r in p3_rows if r["step"] is None],
+        "pass": p3,
+    }
+
+    # ------------------------------------------------------------------ P4
+    diags = [
+        x["diag"].assign(run=f"{a}/{c}")
+        for (a, c), x in by_key.items()
+        if x["diag"] is not None and not x["diag"].empty
+    ]
+    dd = pd.concat(diags, ignore_index=True) if diags else pd.DataFrame()
+    expected_cells = len(expected) * len(
+        analysis.diagnostic_steps(reg["step_cap"], reg["diagnostic_steps"])
+    )
+    failed_cells = int(dd["failed"].fillna("").astype(str).str.len().gt(0).sum()) if len(dd) else 0
+    halted = out["runs"]["halted"]
+    p4 = len(dd) == expected_cells and failed_cells == 0 and not halted
+    out["P4"] = {
+        "cells": int(len(dd)),
+        "expected_cells": expected_cells,
+        "failed_cells": failed_cells,
+        "halted_runs": halted,
+        "max_detailed_balance": float(dd["detailed_balance"].max()) if len(dd) else None,
+        "gate_detailed_balance": gates["detailed_balance"],
+        "max_row_sum": float(dd["row_sum"].max()) if len(dd) else None,
+        "gate_row_sum": gates["row_sum"],
+        "max_symmetry": float(dd["symmetry"].max()) if len(dd) else None,
+        "gate_symmetry": gates["symmetry"],
+        "min_gap": float(dd["gap"].min()) if len(dd) else None,
+        "gate_gap": gates["halt_gap"],
+        "min_conductance": float(dd["conductance"].min()) if len(dd) else None,
+        "min_cheeger_margin": float(dd["cheeger_margin"].min()) if len(dd) else None,
+        "gate_cheeger_rel_tol": gates["cheeger_rel_tol"],
+        "verified": p4,
+    }
+
+    # ------------------------------------------------------------------ outcome
+    any_halt = bool(halted)
+    if not p1 or any_halt:
+        num = 0
+    elif p2 and p3 and p4:
+        num = 1
+    elif p2 and not p3:
+        num = 2
+    elif p3 and p4 and not p2:
+        num = 3
+    elif not p2 and not p3:
+        num = 4
+    else:
+        num = 0
+    out["outcome"] = {"number": num, "sentence": OUTCOMES[num]}
+
+    # ------------------------------------------------------------------ reported only
+    dose = pairs(reg["dose_arm"])
+    ds = summarise(dose)
+    lam_p, lam_s = reg["lambdas"][reg["verdict_arm"]], reg["lambdas"][reg["dose_arm"]]
+    meds = sorted([(0.0, 1.0), (lam_s, ds["median_ratio"]), (lam_p, s["median_ratio"])])
+    monotone = None
+    if all(m is not None for _, m in meds):
+        vals = [m for _, m in meds]
+        monotone = all(x <= y for x, y in zip(vals, vals[1:], strict=False)) or all(
+            x >= y for x, y in zip(vals, vals[1:], strict=False)
+        )
+    finals_rows = []
+    for c in cells:
+        xa, xb = by_key.get((reg["verdict_arm"], c)), by_key.get((reg["baseline_arm"], c))
+        if not (xa and xb and xa["metrics"] is not None and xb["metrics"] is not None):
+            continue
+        fa = analysis.finals(xa["metrics"], reg["finals_window"])
+        fb = analysis.finals(xb["metrics"], reg["finals_window"])
+        final_ratio = _ratio(fa["last_rho"], fb["last_rho"])
+        matched = [p["ratio"] for p in prim if p["cell"] == c and p["ratio"] is not None]
+        finals_rows.append(
+            {
+                "cell": c,
+                "final_ratio": final_ratio,
+                "final_median_ratio": _ratio(fa["median_rho"], fb["median_rho"]),
+                "max_matched_ratio": max(matched) if matched else None,
+                "finals_trap": bool(
+                    final_ratio is not None and matched and final_ratio > max(matched)
+                ),
+            }
+        )
+    out["reported"] = {
+        "dose_response": {
+            "arm": reg["dose_arm"],
+            "lambda": lam_s,
+            "pairs": dose,
+            **ds,
+            "monotone_in_lambda": monotone,
+            "medians_by_lambda": [{"lambda": lam, "median_ratio": m} for lam, m in meds],
+        },
+        "finals": finals_rows,
+    }
+    return out
+
+
+def _f(x: Any, fmt: str = ".3g") -> str:
+    return "—" if x is None else format(x, fmt)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A Markdown table."""
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def _le(x: float | None, gate: float) -> bool:
+    return x is not None and x <= gate
+
+
+def _dose_item(x: dict[str, Any]) -> str:
+    return f"lambda {x['lambda']:g}: {_f(x['median_ratio'])}"
+
+
+def _step(x: int | None) -> str:
+    return "—" if x is None else str(x)
+
+
+def render_markdown(v: dict[str, Any]) -> str:
+    """verdict.md: every figure with its gate and PASS/FAIL."""
+    lines = [f"# exp9 verdict — {v['sweep_dir']}", ""]
+    o = v["outcome"]
+    if "refused" in v:
+        return "\n".join(
+            lines + [f"**REFUSED**: {v['refused']}", "", f"Outcome 0 — {o['sentence']}"]
+        )
+    reg, runs = v["registration"], v["runs"]
+    lines += [f"**Outcome {o['number']}** — {o['sentence']}", ""]
+    if reg["registered"]:
+        lines.append(f"Registration {reg['name']} (hash {reg['hash']}): matches the frozen file.")
+    else:
+        differing = ", ".join(reg["differing_constants"])
+        lines.append(
+            f"Registration {reg['name']} (hash {reg['hash']}, frozen {reg['frozen_hash']}): "
+            f"**NOT the registered constants** — differs in {differing}."
+        )
+    lines += ["", f"Runs: {runs['completed']}/{runs['expected']} completed."]
+    if runs["missing"]:
+        lines.append(f"Missing runs: {', '.join(runs['missing'])}.")
+    for k, why in runs["not_completed"].items():
+        lines.append(f"Not completed: {k} — {why}")
+
+    p1 = v["P1"]
+    fin, fid, fd = p1["finite"], p1["fidelity"], p1["finite_differences"]
+    lines += ["", f"## P1 feasibility + fidelity: {_pf(p1['pass'])}", ""]
+    lines += _table(
+        ["check", "figure", "gate", "result"],
+        [
+            [
+                "finite at every step",
+                f"{fin['runs_checked']} runs checked",
+                "all finite",
+                _pf(fin["pass"]),
+            ],
+            [
+                "resolvent vs eigen reference",
+                f"worst rel err {_f(fid['worst_rel_err'])} over {fid['comparisons']}/"
+                f"{fid['expected']} comparisons",
+                fid["gate"],
+                _pf(fid["pass"]),
+            ],
+            [
+                "autodiff vs central FD",
+                f"worst rel err {_f(fd['worst_rel_err'])} over {len(fd['cells'])} cells",
+                fd["gate"],
+                _pf(fd["pass"]),
+            ],
+        ],
+    )
+
+    p2 = v["P2"]
+    lines += [
+        "",
+        f"## P2 steering: {_pf(p2['pass'])}",
+        "",
+        f"- median ratio {_f(p2['median_ratio'])} vs steering bar {p2['steering_bar']}: "
+        f"{_pf(p2['median_pass'])}",
+        f"- count(r > 1) = {p2['count_gt_1']} of {p2['n_pairs']} (expected "
+        f"{p2['expected_pairs']}) vs consistency {p2['consistency_count']}: "
+        f"{_pf(p2['count_pass'])}",
+        "",
+    ]
+    lines += _table(
+        [
+            "cell",
+            "eps",
+            "t_primary",
+            "t_baseline",
+            "r = rho_p/rho_b",
+            "numerator ratio",
+            "denominator ratio",
+        ],
+        [
+            [
+                r["cell"],
+                r["eps"],
+                _step(r["t_arm"]),
+                _step(r["t_baseline"]),
+                _f(r["ratio"]),
+                _f(r["numerator_ratio"]),
+                _f(r["denominator_ratio"]),
+            ]
+            for r in p2["pairs"]
+        ],
+    )
+
+    p3 = v["P3"]
+    not_crossed = ", ".join(p3["not_crossed"])
+    lines += [
+        "",
+        f"## P3 KL-compatibility: {_pf(p3['pass'])}",
+        "",
+        f"Every arm must cross every threshold within the step cap {p3['step_cap']}. "
+        + (f"Not crossed: {not_crossed}." if p3["not_crossed"] else "All crossed."),
+    ]
+
+    p4 = v["P4"]
+    cells_ok = p4["cells"] == p4["expected_cells"] and p4["failed_cells"] == 0
+    gap_ok = p4["min_gap"] is not None and p4["min_gap"] >= p4["gate_gap"]
+    lines += ["", f"## P4 R4 carry-over: {'verified' if p4['verified'] else 'NOT verified'}", ""]
+    lines += _table(
+        ["check", "figure", "gate", "result"],
+        [
+            [
+                "diagnostic cells",
+                f"{p4['cells']} of {p4['expected_cells']}, {p4['failed_cells']} out of tolerance",
+                "all present and in tolerance",
+                _pf(cells_ok),
+            ],
+            [
+                "detailed balance",
+                f"max {_f(p4['max_detailed_balance'])}",
+                f"<= {p4['gate_detailed_balance']:g}",
+                _pf(_le(p4["max_detailed_balance"], p4["gate_detailed_balance"])),
+            ],
+            [
+                "row sums",
+                f"max {_f(p4['max_row_sum'])}",
+                f"<= {p4['gate_row_sum']:g}",
+                _pf(_le(p4["max_row_sum"], p4["gate_row_sum"])),
+            ],
+            [
+                "symmetry of D^1/2 P D^-1/2",
+                f"max {_f(p4['max_symmetry'])}",
+                f"<= {p4['gate_symmetry']:g}",
+                _pf(_le(p4["max_symmetry"], p4["gate_symmetry"])),
+            ],
+            [
+                "spectral gap",
+                f"min {_f(p4['min_gap'])}",
+                f">= {p4['gate_gap']:g} (HALT below)",
+                _pf(gap_ok),
+            ],
+            ["sweep-cut conductance", f"min {_f(p4['min_conductance'])}", "reported", "—"],
+            [
+                "Cheeger margin",
+                f"min {_f(p4['min_cheeger_margin'])}",
+                f">= -{p4['gate_cheeger_rel_tol']:g} x scale",
+                _pf(p4["failed_cells"] == 0 and p4["cells"] > 0),
+            ],
+            ["HALTs", len(p4["halted_runs"]), "none", _pf(not p4["halted_runs"])],
+        ],
+    )
+
+    d = v["reported"]["dose_response"]
+    lines += [
+        "",
+        "## Reported, not in the verdict",
+        "",
+        f"### Dose-response ({d['arm']}, lambda = {d['lambda']})",
+        "",
+        f"median ratio {_f(d['median_ratio'])}, count(r > 1) = {d['count_gt_1']} of "
+        f"{d['n_pairs']}; monotone in lambda: {d['monotone_in_lambda']} ("
+        + ", ".join(_dose_item(x) for x in d["medians_by_lambda"])
+        + ")",
+        "",
+        "Numerator (signal ||g||^2) and denominator (noise trace Sigma) ratios of every pair "
+        "(primary pairs in the P2 table above):",
+        "",
+    ]
+    lines += _table(
+        ["cell", "eps", "r", "numerator ratio", "denominator ratio"],
+        [
+            [
+                r["cell"],
+                r["eps"],
+                _f(r["ratio"]),
+                _f(r["numerator_ratio"]),
+                _f(r["denominator_ratio"]),
+            ]
+            for r in d["pairs"]
+        ],
+    )
+    lines += ["", "### Finals (last step; excluded from the verdict by design)", ""]
+    lines += _table(
+        [
+            "cell",
+            "rho ratio at last step",
+            "median ratio over final window",
+            "max matched ratio",
+            "finals trap",
+        ],
+        [
+            [
+                r["cell"],
+                _f(r["final_ratio"]),
+                _f(r["final_median_ratio"]),
+                _f(r["max_matched_ratio"]),
+                "FLAG: exceeds matched" if r["finals_trap"] else "no",
+            ]
+            for r in v["reported"]["finals"]
+        ],
+    )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_verdict(sweep_dir: Path) -> str:
+    """Compute, write ``verdict.json`` and ``verdict.md`` in ``sweep_dir``, return the markdown."""
+    sweep_dir = Path(sweep_dir)
+    v = compute_verdict(sweep_dir)
+    text = render_markdown(v)
+    atomic_write_json(sweep_dir / "verdict.json", v)
+    atomic_write_text(sweep_dir / "verdict.md", text)
+    return text

@@ -1,0 +1,97 @@
+"""Find and read run directories: the one reader every report, verdict and CLI uses.
+
+A run directory is any directory holding ``run.json`` (or Hydra's ``.hydra/`` for a job
+that has not written one yet).  Missing or unreadable files are reported as missing,
+never as a crash, so half-finished sweeps and results copied back from a cluster work.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class RunInfo:
+    """What a run directory says about itself (each part None when its file is missing)."""
+
+    path: Path
+    run: dict[str, Any] | None
+    summary: dict[str, Any] | None = None
+    job: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        """run.json status, or ``pending`` for a job directory without run.json yet."""
+        return (self.run or {}).get("status") or "pending"
+
+    @property
+    def reason(self) -> str | None:
+        return (self.run or {}).get("reason")
+
+    @property
+    def registration_hash(self) -> str | None:
+        return (self.run or {}).get("registration_hash")
+
+    @property
+    def choices(self) -> dict[str, str]:
+        """Hydra's config-group choices of this job (arm, cell, tier, ...)."""
+        return dict(self.job.get("choices") or {})
+
+    @property
+    def overrides(self) -> list[str]:
+        return list(self.job.get("overrides") or [])
+
+    def read_json(self, name: str) -> Any:
+        return _read(self.path / name)
+
+
+def load_run(path: Path) -> RunInfo:
+    """Read one run directory (run.json, summary.json)."""
+    run = _read(path / "run.json")
+    return RunInfo(
+        path=path,
+        run=run,
+        summary=_read(path / "summary.json"),
+        job=(run or {}).get("job") or {},
+    )
+
+
+def _is_run_dir(path: Path) -> bool:
+    return (path / "run.json").is_file() or (path / ".hydra").is_dir()
+
+
+def find_runs(paths: list[str | Path], max_depth: int = 3) -> list[RunInfo]:
+    """Run directories under each path (a run dir, a sweep dir, or a glob), sorted by path."""
+    found: dict[Path, None] = {}
+    for raw in paths:
+        matches = [Path(p) for p in glob.glob(str(raw))] or [Path(raw)]
+        for root in matches:
+            if not root.is_dir():
+                continue
+            if _is_run_dir(root):
+                found[root.resolve()] = None
+                continue
+            frontier = [root]
+            for _ in range(max_depth):
+                nxt = []
+                for d in frontier:
+                    for child in sorted(p for p in d.iterdir() if p.is_dir()):
+                        if child.name.startswith("."):
+                            continue
+                        if _is_run_dir(child):
+                            found[child.resolve()] = None
+                        else:
+                            nxt.append(child)
+                frontier = nxt
+    return [load_run(p) for p in sorted(found)]

@@ -1,0 +1,53 @@
+"""Hydra callback that writes and prints the experiment's verdict at the end of a multirun."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from prereg.sweep.rundir import one_line
+
+log = logging.getLogger("prereg")
+
+# runner name -> "module:function(sweep_dir) -> markdown text"; written beside the runs
+VERDICTS = {
+    "exp9": "prereg.exp9.verdict:write_verdict",
+}
+
+
+def verdict_function(runner: str):
+    """The verdict writer for a runner, or None if that experiment has no sweep verdict."""
+    target = VERDICTS.get(runner)
+    if target is None:
+        return None
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+class VerdictCallback(Callback):
+    """``on_multirun_end``: compute ``verdict.json``/``verdict.md`` from the run dirs and print it.
+
+    It reads only the run directories, so it works the same after local, submitit and
+    SLURM launches, and it never raises: a verdict that cannot be computed says why.
+    """
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        writer = verdict_function(str(config.get("runner", "")))
+        if writer is None:
+            from prereg.reports.status import format_status
+
+            print(format_status(sweep_dir))
+            return
+        try:
+            text = writer(sweep_dir)
+        except Exception as exc:  # noqa: BLE001 - a verdict problem must not lose the runs
+            log.error("verdict could not be computed for %s: %s", sweep_dir, one_line(exc))
+            return
+        print(text)
+        print(f"\nverdict written to {sweep_dir / 'verdict.md'} and verdict.json")

@@ -1,0 +1,59 @@
+"""Dispatch a composed config to its experiment's runner (called by ``run.py``)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from prereg.sweep.rundir import RunDir, RunHalted, RunSkipped, one_line
+from prereg.sweep.validate import validate
+
+log = logging.getLogger("prereg")
+
+# runner name -> "module:function"; each function takes (cfg, run_dir) and returns a summary
+RUNNERS = {
+    "exp9": "prereg.exp9.runner:run",
+}
+
+
+def resolve_runner(name: str):
+    """Import a runner lazily, so ``run.py`` starts fast and exp9 never imports PPO code."""
+    module, func = RUNNERS[name].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def run_task(cfg: DictConfig) -> dict[str, Any]:
+    """Run one Hydra job: validate, run, and in a multirun keep going after a failure.
+
+    A failed job has already written ``run.json`` (failed + reason); in a multirun the
+    error is logged and the sweep goes on so the verdict still sees every other job.  A
+    single run re-raises, so the shell sees a non-zero exit status.
+    """
+    validate(cfg)
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    logging.getLogger("jax").setLevel(logging.WARNING)
+    RunDir(run_dir).update(
+        job={
+            "choices": {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")},
+            "overrides": list(hc.overrides.task),
+            "num": hc.job.get("num"),
+        }
+    )
+    try:
+        return resolve_runner(cfg.runner)(cfg, run_dir)
+    except (RunHalted, RunSkipped) as exc:
+        log.warning("%s: %s", run_dir.name, one_line(exc))
+        return {"status": "halted" if isinstance(exc, RunHalted) else "skipped", "reason": str(exc)}
+    except Exception as exc:
+        if not multirun:
+            raise
+        log.error("job %s failed: %s (see its run.json and logs/error.txt)", run_dir, one_line(exc))
+        return {"status": "failed", "reason": one_line(exc)}

@@ -1,0 +1,201 @@
+"""The run-directory contract shared by every runner (DESIGN section 4).
+
+``run.json`` records status (running, completed, failed, halted, skipped), the reason,
+start/end times, wall seconds, the registration hash, package/JAX versions, the git
+commit and, under SLURM, the job and array ids.  A run's life is wrapped by
+:func:`guarded_run`: whatever happens inside, ``run.json`` ends in a final state.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import signal
+import subprocess
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from prereg import __version__
+from prereg.sweep.atomic import atomic_write_json, read_json
+
+STATUSES = ("running", "completed", "failed", "halted", "skipped")
+FINAL_STATUSES = ("completed", "failed", "halted", "skipped")
+
+
+class RunHalted(Exception):
+    """A pre-registered check went out of tolerance: the run stops with status ``halted``."""
+
+
+class RunSkipped(Exception):
+    """The run is not needed (e.g. an earlier ladder candidate passed): status ``skipped``."""
+
+
+class RunInterrupted(BaseException):
+    """The process received SIGTERM (SLURM preemption, timeout or ``scancel``).
+
+    A BaseException, like KeyboardInterrupt, so that a sweep stops instead of going on.
+    """
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree this package was imported from, if it is a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def slurm_ids() -> dict[str, str]:
+    """SLURM job/array ids of this process (empty off SLURM)."""
+    keys = {
+        "job_id": "SLURM_JOB_ID",
+        "array_job_id": "SLURM_ARRAY_JOB_ID",
+        "array_task_id": "SLURM_ARRAY_TASK_ID",
+        "restart_count": "SLURM_RESTART_COUNT",
+        "node": "SLURMD_NODENAME",
+    }
+    return {k: os.environ[v] for k, v in keys.items() if v in os.environ}
+
+
+def jax_backend() -> str | None:
+    """The default JAX backend, if JAX has already been imported by the runner."""
+    import sys
+
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return None
+    try:
+        return f"{jax.default_backend()} (jax {jax.__version__})"
+    except Exception:  # noqa: BLE001 - a broken backend must not break bookkeeping
+        return None
+
+
+class RunDir:
+    """One run's directory and its ``run.json`` record."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def run_json(self) -> Path:
+        return self.path / "run.json"
+
+    def read(self) -> dict[str, Any] | None:
+        """The current ``run.json`` content, or None for a fresh directory."""
+        return read_json(self.run_json)
+
+    def update(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into ``run.json`` and write it atomically."""
+        record = self.read() or {}
+        record.update(fields)
+        atomic_write_json(self.run_json, record)
+        return record
+
+    def start(self, experiment: str, registration: str, registration_hash: str) -> dict:
+        """Mark the run as running; keeps the first start time and counts attempts."""
+        previous = self.read() or {}
+        return self.update(
+            status="running",
+            reason=None,
+            experiment=experiment,
+            registration=registration,
+            registration_hash=registration_hash,
+            started_at=previous.get("started_at") or _now(),
+            attempt_started_at=_now(),
+            ended_at=None,
+            attempts=int(previous.get("attempts", 0)) + 1,
+            wall_seconds=float(previous.get("wall_seconds") or 0.0),
+            package_version=__version__,
+            git_commit=git_commit(),
+            python=platform.python_version(),
+            host=platform.node(),
+            pid=os.getpid(),
+            slurm=slurm_ids(),
+        )
+
+    def finish(self, status: str, reason: str | None, attempt_seconds: float) -> dict:
+        """Record a final status, its reason and the cumulative wall time."""
+        assert status in FINAL_STATUSES, status
+        previous = self.read() or {}
+        return self.update(
+            status=status,
+            reason=reason,
+            ended_at=_now(),
+            wall_seconds=float(previous.get("wall_seconds") or 0.0) + attempt_seconds,
+            jax_backend=jax_backend(),
+        )
+
+
+@contextmanager
+def _sigterm_as_exception() -> Iterator[None]:
+    """Turn SIGTERM into :class:`RunInterrupted` while the run body executes (main thread only)."""
+
+    def handler(signum: int, frame: Any) -> None:  # noqa: ARG001
+        raise RunInterrupted(f"interrupted by signal {signal.Signals(signum).name}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not in the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, for run.json reasons and terminal errors."""
+    msg = " ".join(str(exc).split())
+    name = type(exc).__name__
+    return f"{name}: {msg}" if msg else name
+
+
+def guarded_run(
+    rundir: RunDir,
+    experiment: str,
+    registration: str,
+    registration_hash: str,
+    body: Callable[[], dict[str, Any]],
+) -> dict[str, Any]:
+    """Run ``body`` and leave ``run.json`` in a final state whatever happens.
+
+    ``body`` returns the run's summary dict.  A :class:`RunHalted` becomes ``halted``, a
+    :class:`RunSkipped` ``skipped``, any other exception (including SIGTERM and Ctrl-C)
+    ``failed`` with a one-line reason and the traceback in ``logs/error.txt``; the
+    exception is then re-raised so the caller decides whether the sweep goes on.
+    """
+    rundir.start(experiment, registration, registration_hash)
+    tic = time.perf_counter()
+    try:
+        with _sigterm_as_exception():
+            summary = body()
+    except RunHalted as exc:
+        rundir.finish("halted", str(exc), time.perf_counter() - tic)
+        raise
+    except RunSkipped as exc:
+        rundir.finish("skipped", str(exc), time.perf_counter() - tic)
+        raise
+    except BaseException as exc:
+        (rundir.path / "logs").mkdir(exist_ok=True)
+        from prereg.sweep.atomic import atomic_write_text
+
+        atomic_write_text(rundir.path / "logs" / "error.txt", traceback.format_exc())
+        rundir.finish("failed", one_line(exc), time.perf_counter() - tic)
+        raise
+    rundir.finish("completed", None, time.perf_counter() - tic)
+    return summary

@@ -1,0 +1,141 @@
+"""Range and consistency checks of a composed config, before any compute.
+
+Hydra and the structured schema catch unknown keys and wrong types while composing;
+this module checks what types cannot express (ranges, registered names, files that
+must exist) and raises :class:`ConfigError` naming the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from prereg.sweep.errors import ConfigError
+from prereg.sweep.schema import RUNNERS, Exp9Registration
+
+AUX_FORMS = ("rho", "noise")
+
+
+def _number(key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(key, f"must be a number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise ConfigError(key, f"must be finite, got {value!r}")
+    return float(value)
+
+
+def positive(key: str, value: object) -> float:
+    """A finite number > 0."""
+    x = _number(key, value)
+    if x <= 0:
+        raise ConfigError(key, f"must be > 0, got {value!r}")
+    return x
+
+
+def non_negative(key: str, value: object) -> float:
+    """A finite number >= 0."""
+    x = _number(key, value)
+    if x < 0:
+        raise ConfigError(key, f"must be >= 0, got {value!r}")
+    return x
+
+
+def unit_interval(key: str, value: object, open_low: bool = False) -> float:
+    """A number in [0, 1] (or (0, 1] with ``open_low``)."""
+    x = _number(key, value)
+    if x > 1 or x < 0 or (open_low and x == 0):
+        raise ConfigError(key, f"must lie in {'(0, 1]' if open_low else '[0, 1]'}, got {value!r}")
+    return x
+
+
+def at_least(key: str, value: object, low: int) -> int:
+    """An integer >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, f"must be an integer >= {low}, got {value!r}")
+    if value < low:
+        raise ConfigError(key, f"must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def one_of(key: str, value: object, allowed: tuple[str, ...] | list[str]) -> str:
+    """A name from ``allowed``."""
+    if value not in allowed:
+        raise ConfigError(key, f"unknown value {value!r}", allowed)
+    return str(value)
+
+
+def typed_registration(cfg: DictConfig, schema: type) -> DictConfig:
+    """Merge ``cfg.registration`` into its dataclass schema: unknown keys and types fail."""
+    if cfg.get("registration") is None:
+        raise ConfigError("registration", "no registration selected", ["exp9_v1", "ppo_pathb_v1"])
+    try:
+        return OmegaConf.merge(OmegaConf.structured(schema), cfg.registration)
+    except OmegaConfBaseException as exc:
+        key = f"registration.{exc.full_key}" if getattr(exc, "full_key", None) else "registration"
+        raise ConfigError(key, " ".join(str(exc.msg).split())) from None
+
+
+def validate_exp9(cfg: DictConfig) -> None:
+    """exp9: registered arm and cell, positive lr, step cap >= 1, lambdas in [0, 1]..."""
+    reg = typed_registration(cfg, Exp9Registration)
+    if not reg.cells:
+        raise ConfigError("registration.cells", "no cells registered")
+    for name, cell in reg.cells.items():
+        at_least(f"registration.cells.{name}.n", cell.n, 1)
+        at_least(f"registration.cells.{name}.m", cell.m, 1)
+        if cell.n + cell.m > 12:
+            raise ConfigError(
+                f"registration.cells.{name}", "n + m must be <= 12 (exact enumeration)"
+            )
+    for arm, lam in reg.lambdas.items():
+        unit_interval(f"registration.lambdas.{arm}", lam)
+    for key in ("verdict_arm", "dose_arm", "baseline_arm"):
+        one_of(f"registration.{key}", reg[key], list(reg.lambdas))
+    one_of("registration.aux.form", reg.aux.form, AUX_FORMS)
+    positive("registration.lr", reg.lr)
+    positive("registration.beta", reg.beta)
+    positive("registration.init_scale", reg.init_scale)
+    at_least("registration.step_cap", reg.step_cap, 1)
+    at_least("registration.diagnostic_steps", reg.diagnostic_steps, 2)
+    at_least("registration.consistency_count", reg.consistency_count, 0)
+    at_least("registration.finals_window", reg.finals_window, 1)
+    positive("registration.steering_bar", reg.steering_bar)
+    positive("registration.runtime_cap_s", reg.runtime_cap_s)
+    if not reg.thresholds:
+        raise ConfigError("registration.thresholds", "at least one threshold is needed")
+    for i, eps in enumerate(reg.thresholds):
+        unit_interval(f"registration.thresholds[{i}]", eps, open_low=True)
+    for key, value in reg.gates.items():
+        if key in ("fd_directions",):
+            at_least(f"registration.gates.{key}", value, 1)
+        elif key == "fd_seed":
+            at_least(f"registration.gates.{key}", value, 0)
+        elif key == "fd_steps":
+            for i, h in enumerate(value):
+                positive(f"registration.gates.fd_steps[{i}]", h)
+        else:
+            positive(f"registration.gates.{key}", value)
+    if cfg.arm is None:
+        raise ConfigError("arm", "no arm selected", list(reg.lambdas))
+    one_of("arm", cfg.arm.name, list(reg.lambdas))
+    if cfg.cell is None:
+        raise ConfigError("cell", "no cell selected", list(reg.cells))
+    one_of("cell", cfg.cell.name, list(reg.cells))
+    at_least("exp9.chunk_steps", cfg.exp9.chunk_steps, 1)
+
+
+VALIDATORS: dict[str, Callable[[DictConfig], None]] = {"exp9": validate_exp9}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check a composed config for its runner; raises :class:`ConfigError` on the first problem."""
+    one_of("runner", cfg.runner, RUNNERS)
+    validator = VALIDATORS.get(cfg.runner)
+    if validator is None:
+        raise ConfigError(
+            "experiment", f"{cfg.runner!r} is not available in this version", list(VALIDATORS)
+        )
+    validator(cfg)
