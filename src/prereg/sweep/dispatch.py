@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from prereg.sweep.errors import ConfigError
 from prereg.sweep.rundir import RunDir, RunHalted, RunSkipped, one_line
 from prereg.sweep.validate import validate
 
@@ -29,6 +31,18 @@ def resolve_runner(name: str):
 
 
 def run_task(cfg: DictConfig) -> dict[str, Any]:
+    """Run one job; bad input found inside a job still ends as one line (exit status 2)."""
+    try:
+        return _run_task(cfg)
+    except ConfigError as exc:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            log.error("job refused: %s", exc)
+            return {"status": "refused", "reason": str(exc)}
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _run_task(cfg: DictConfig) -> dict[str, Any]:
     """Run one Hydra job: validate, run, and in a multirun keep going after a failure.
 
     A failed job has already written ``run.json`` (failed + reason); in a multirun the
@@ -40,13 +54,22 @@ def run_task(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     logging.getLogger("jax").setLevel(logging.WARNING)
-    RunDir(run_dir).update(
-        job={
-            "choices": {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")},
-            "overrides": list(hc.overrides.task),
-            "num": hc.job.get("num"),
-        }
-    )
+    choices = {
+        k: v for k, v in hc.runtime.choices.items() if v is not None and not k.startswith("hydra")
+    }
+    rd = RunDir(run_dir)
+    previous = ((rd.read() or {}).get("job") or {}).get("choices") or {}
+    previous = {k: v for k, v in previous.items() if v is not None}
+    if previous and previous != choices:
+        differ = sorted(
+            k for k in set(previous) | set(choices) if previous.get(k) != choices.get(k)
+        )
+        raise ConfigError(
+            "hydra.run.dir",
+            f"{run_dir} holds another job ({', '.join(f'{k}={previous.get(k)}' for k in differ)});"
+            " choose a new output directory",
+        )
+    rd.update(job={"choices": choices, "overrides": list(hc.overrides.task)})
     try:
         return resolve_runner(cfg.runner)(cfg, run_dir)
     except (RunHalted, RunSkipped) as exc:

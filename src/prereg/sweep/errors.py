@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 
@@ -18,3 +19,16 @@ class ConfigError(ValueError):
         if allowed:
             text += f" (allowed: {allowed})"
         super().__init__(text)
+
+
+def simplify_message(msg: str) -> str:
+    """OmegaConf's message without its ``full_key: ... object_type=...`` trailer."""
+    msg = " ".join(str(msg).split())
+    msg = re.split(r"\s+full_key:", msg)[0]
+    m = re.match(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", msg)
+    if m:
+        return f"{m.group(1)!r} is not a valid {m.group(2).lower()}"
+    m = re.match(r"Value '(.*)' is not a valid (\w+)", msg)
+    if m:
+        return f"{m.group(1)!r} is not a valid {m.group(2).lower()}"
+    return msg

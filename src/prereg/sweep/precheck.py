@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from prereg.sweep.errors import ConfigError
+from prereg.sweep.errors import simplify_message as _simplify
 from prereg.sweep.rundir import one_line
 
 # flags that make Hydra print something instead of running jobs: leave those to Hydra
@@ -56,6 +57,11 @@ def _unknown_key_error(loader, config_name: str, job: list[str], key: str) -> Co
     return ConfigError(key, "unknown key")
 
 
+def _override_key(text: str) -> str | None:
+    m = re.search(r"(?:Could not override|Error merging override) '?([^'= ]+)", text)
+    return m.group(1) if m else None
+
+
 def explain(exc: BaseException, loader, config_name: str, job: list[str]) -> ConfigError:
     """Turn Hydra/OmegaConf composition errors into a one-line :class:`ConfigError`."""
     if isinstance(exc, ConfigError):
@@ -69,18 +75,22 @@ def explain(exc: BaseException, loader, config_name: str, job: list[str]) -> Con
         except Exception:  # noqa: BLE001
             allowed = None
         return ConfigError(group, f"unknown option {option!r}", allowed)
-    m = re.search(r"Could not override '([^']+)'", text)
-    cause = exc.__cause__
-    if m and cause is not None and "not in struct" in str(cause):
-        return _unknown_key_error(loader, config_name, job, m.group(1))
-    if m and cause is not None:
-        return ConfigError(m.group(1), " ".join(str(getattr(cause, "msg", cause)).split()))
-    m = re.search(r"Key '([^']+)' is not in struct", text)
-    if m:
-        return _unknown_key_error(loader, config_name, job, getattr(exc, "full_key", m.group(1)))
-    if isinstance(exc, OmegaConfBaseException) and getattr(exc, "full_key", None):
-        return ConfigError(str(exc.full_key), " ".join(str(exc.msg).split()))
-    return ConfigError("command line", one_line(exc))
+    chain = [exc]
+    while chain[-1].__cause__ is not None and len(chain) < 5:
+        chain.append(chain[-1].__cause__)
+    for e in chain:
+        msg = str(getattr(e, "msg", e))
+        if re.search(r"Key '[^']+' (?:is )?not in", msg):
+            key = getattr(e, "full_key", None) or _override_key(text) or "command line"
+            override = _override_key(text)
+            if override and override.endswith(str(key)):
+                key = override
+            return _unknown_key_error(loader, config_name, job, str(key))
+    for e in chain:
+        if isinstance(e, OmegaConfBaseException) and getattr(e, "full_key", None):
+            key = _override_key(text) or str(e.full_key)
+            return ConfigError(key, _simplify(e.msg))
+    return ConfigError(_override_key(text) or "command line", _simplify(one_line(exc)))
 
 
 def expand_jobs(loader, overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -104,7 +114,7 @@ def expand_jobs(loader, overrides: list[str], multirun: bool) -> list[list[str]]
         values = list(o.sweep_string_iterator())
         if not values:
             allowed = None
-            if o.is_package_default() or "/" in key or key in _groups(loader):
+            if key.lstrip("+~") in _groups(loader):
                 allowed = loader.get_group_options(key.lstrip("+~"))
             raise ConfigError(key, f"the sweep {o.input_line!r} selects no value", allowed)
     batches = BasicSweeper.split_arguments(parsed, None)

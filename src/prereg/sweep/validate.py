@@ -13,8 +13,8 @@ from collections.abc import Callable
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from prereg.sweep.errors import ConfigError
-from prereg.sweep.schema import RUNNERS, Exp9Registration
+from prereg.sweep.errors import ConfigError, simplify_message
+from prereg.sweep.schema import RUNNERS, Exp9Registration, PreregConfig
 
 AUX_FORMS = ("rho", "noise")
 
@@ -75,7 +75,10 @@ def typed_registration(cfg: DictConfig, schema: type) -> DictConfig:
         return OmegaConf.merge(OmegaConf.structured(schema), cfg.registration)
     except OmegaConfBaseException as exc:
         key = f"registration.{exc.full_key}" if getattr(exc, "full_key", None) else "registration"
-        raise ConfigError(key, " ".join(str(exc.msg).split())) from None
+        if "not in" in str(exc.msg) and "Key" in str(exc.msg):
+            allowed = sorted(OmegaConf.structured(schema).keys())
+            raise ConfigError(key, "unknown key", allowed) from None
+        raise ConfigError(key, simplify_message(exc.msg)) from None
 
 
 def validate_exp9(cfg: DictConfig) -> None:
@@ -130,8 +133,25 @@ def validate_exp9(cfg: DictConfig) -> None:
 VALIDATORS: dict[str, Callable[[DictConfig], None]] = {"exp9": validate_exp9}
 
 
+def known_keys(cfg: DictConfig) -> None:
+    """Refuse keys the schema does not know, including ones added with ``+key=value``."""
+    plain = {k: v for k, v in OmegaConf.to_container(cfg).items() if k != "hydra"}
+    try:
+        OmegaConf.merge(OmegaConf.structured(PreregConfig), plain)
+    except OmegaConfBaseException as exc:
+        key = str(getattr(exc, "full_key", "") or "command line")
+        parent, _, _ = key.rpartition(".")
+        base = OmegaConf.structured(PreregConfig)
+        node = OmegaConf.select(base, parent) if parent else base
+        allowed = sorted(node.keys()) if isinstance(node, DictConfig) else None
+        if "not in" in str(exc.msg):
+            raise ConfigError(key, "unknown key", allowed) from None
+        raise ConfigError(key, simplify_message(exc.msg)) from None
+
+
 def validate(cfg: DictConfig) -> None:
     """Check a composed config for its runner; raises :class:`ConfigError` on the first problem."""
+    known_keys(cfg)
     one_of("runner", cfg.runner, RUNNERS)
     validator = VALIDATORS.get(cfg.runner)
     if validator is None:
