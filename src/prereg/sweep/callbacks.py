@@ -29,12 +29,36 @@ def verdict_function(runner: str):
     return getattr(importlib.import_module(module), func)
 
 
+def write_manifest(config: DictConfig) -> Path:
+    """``<sweep dir>/sweep.json``: every job's overrides, so a status view counts pending jobs."""
+    from prereg.sweep.atomic import atomic_write_json
+    from prereg.sweep.precheck import _loader, expand_jobs
+    from prereg.sweep.registration import CONF_DIR
+
+    sweep_dir = Path(config.hydra.sweep.dir)
+    overrides = list(config.hydra.overrides.task)
+    jobs = expand_jobs(_loader(CONF_DIR), overrides, multirun=True)
+    manifest = {
+        "runner": str(config.get("runner", "")),
+        "command_overrides": overrides,
+        "jobs": [sorted(job) for job in jobs],
+    }
+    atomic_write_json(sweep_dir / "sweep.json", manifest)
+    return sweep_dir / "sweep.json"
+
+
 class VerdictCallback(Callback):
     """``on_multirun_end``: compute ``verdict.json``/``verdict.md`` from the run dirs and print it.
 
     It reads only the run directories, so it works the same after local, submitit and
     SLURM launches, and it never raises: a verdict that cannot be computed says why.
     """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            write_manifest(config)
+        except Exception as exc:  # noqa: BLE001 - the manifest only feeds the status view
+            log.warning("could not write sweep.json: %s", one_line(exc))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
