@@ -24,7 +24,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from prereg.reports.status import format_status
 
-    print(format_status(Path(args.sweep_dir)))
+    print(format_status(Path(args.sweep_dir), as_json=args.json))
     return 0
 
 
@@ -36,14 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("sweep_dir")
     p.set_defaults(func=_verdict)
     p = sub.add_parser("compare", help="one row per run: differing choices, status, summary")
-    p.add_argument("paths", nargs="+", help="run dirs, sweep dirs or globs")
-    p.add_argument("--by", help="group by this choice/key and aggregate")
-    p.add_argument("--csv", action="store_true", help="print CSV")
-    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    p.add_argument("--diff", nargs=2, metavar=("A", "B"), help="config keys that differ")
+    p.add_argument("paths", nargs="*", help="run dirs, sweep dirs or globs (mixed)")
+    p.add_argument("--by", help="group by this choice/override key (e.g. arm) and aggregate")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="print CSV")
+    fmt.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument(
+        "--diff", nargs=2, metavar=("A", "B"), help=".hydra/config.yaml keys that differ"
+    )
     p.set_defaults(func=_compare)
     p = sub.add_parser("status", help="pending/running/completed/failed/halted/skipped counts")
     p.add_argument("sweep_dir")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=_status)
     args = parser.parse_args(argv)
     if hasattr(args, "sweep_dir") and not Path(args.sweep_dir).is_dir():

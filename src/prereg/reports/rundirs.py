@@ -59,11 +59,14 @@ class RunInfo:
 def load_run(path: Path) -> RunInfo:
     """Read one run directory (run.json, summary.json)."""
     run = _read(path / "run.json")
+    if not isinstance(run, dict):  # valid JSON but not an object counts as unreadable
+        run = None
+    job = (run or {}).get("job")
     return RunInfo(
         path=path,
         run=run,
         summary=_read(path / "summary.json"),
-        job=(run or {}).get("job") or {},
+        job=job if isinstance(job, dict) else {},
     )
 
 

@@ -1,0 +1,528 @@
+"""``python -m prereg compare``: one row per run, side by side, read from run directories.
+
+Rows come from the small JSON files only (``run.json``, ``summary.json``), so a table of a
+thousand runs takes a fraction of a second; YAML is read only as a fallback (a job whose
+``run.json`` does not record its overrides yet) and for ``--diff``.  Half-finished sweeps are
+fine: a directory without ``run.json`` is ``pending``, a missing or corrupt file leaves its
+cells blank and says so in the ``reason`` column, nothing crashes.
+
+Columns: ``run`` (path relative to the runs' common parent), the config choices/overrides
+that differ between the runs, ``status`` (+ ``reason``), ``wall_s``, then the summary figures
+of each run's experiment (:data:`EXPERIMENT_FIGURES`; the scalar leaves of ``summary.json``,
+flattened with dotted names, for experiments without a default set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from prereg.reports.rundirs import RunInfo, find_runs
+
+STATES = ("pending", "running", "completed", "failed", "halted", "skipped")
+REASON_WIDTH = 40  # characters of a reason shown in text/markdown tables (CSV keeps it all)
+MISSING = "-"  # how an empty cell prints in text/markdown
+
+# Keys left out of Hydra's override_dirname (conf/config.yaml), i.e. of the job dir names.
+DIRNAME_EXCLUDED_KEYS = ("experiment", "ladder.mode")
+
+
+# --------------------------------------------------------------------------- reading runs
+
+
+def _read_yaml(path: Path) -> Any:
+    """A YAML file's content, or None when missing/unreadable (imports yaml lazily)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError:
+        return None
+
+
+def override_key(override: str) -> tuple[str, str]:
+    """``'+a.b=1'`` -> ``('a.b', '1')``; a deletion ``'~a'`` -> ``('a', '<deleted>')``."""
+    text = override.strip()
+    if text.startswith("~"):
+        key, _, _ = text[1:].partition("=")
+        return key, "<deleted>"
+    key, _, value = text.lstrip("+").partition("=")
+    return key, value
+
+
+def parse_dirname(name: str) -> list[str] | None:
+    """Overrides from a Hydra job dir name (``arm=primary,cell=n4m2``), None if not one."""
+    parts = name.split(",")
+    if not all("=" in p for p in parts):
+        return None
+    return parts
+
+
+def job_overrides(info: RunInfo) -> list[str] | None:
+    """The job's overrides: run.json ``job.overrides``, else ``.hydra/overrides.yaml``."""
+    if "overrides" in info.job:
+        return info.overrides
+    data = _read_yaml(info.path / ".hydra" / "overrides.yaml")
+    if isinstance(data, list):
+        return [str(x) for x in data]
+    return None
+
+
+def run_choices_overrides(info: RunInfo) -> tuple[dict[str, str] | None, dict[str, str]]:
+    """(group choices or None when unrecorded, overrides) of a run as ``key -> value`` strings.
+
+    Choices come from run.json only; overrides from run.json, ``.hydra/overrides.yaml`` or,
+    for a directory that records neither, its name (``arm=primary,cell=n4m2``).
+    """
+    choices = (
+        {k: str(v) for k, v in info.choices.items() if v is not None}
+        if "choices" in info.job
+        else None
+    )
+    overrides = job_overrides(info)
+    if overrides is None and choices is None:
+        overrides = parse_dirname(info.path.name)
+    return choices, dict(override_key(item) for item in overrides or [])
+
+
+def run_config(info: RunInfo) -> dict[str, str]:
+    """Overrides (command-line order), then the group choices not overridden."""
+    choices, config = run_choices_overrides(info)
+    for key, value in (choices or {}).items():
+        config.setdefault(key, value)
+    return config
+
+
+def varying_keys(records: Sequence[tuple[dict[str, str] | None, dict[str, str]]]) -> list[str]:
+    """Config keys whose value differs between runs (all keys, in order of appearance).
+
+    An unrecorded value is no difference: a pending job without run.json knows its
+    overrides but not its group choices, so it only takes part for override keys (where
+    absence means the default).
+    """
+    keys: list[str] = []
+    override_keys: set[str] = set()
+    for choices, overrides in records:
+        override_keys.update(overrides)
+        keys.extend(k for k in overrides if k not in keys)
+        keys.extend(k for k in (choices or {}) if k not in keys)
+    out = []
+    for key in keys:
+        values = set()
+        for choices, overrides in records:
+            if key in overrides:
+                values.add(overrides[key])
+            elif choices is not None:
+                values.add(choices.get(key))
+            elif key in override_keys:
+                values.add(None)
+        if len(values) > 1:
+            out.append(key)
+    return out
+
+
+def status_reason(info: RunInfo) -> tuple[str, str | None]:
+    """(status, reason) with notes for unreadable files (never raises)."""
+    status, reason = info.status, info.reason
+    if info.run is None:
+        if (info.path / "run.json").exists():
+            reason = "run.json unreadable"
+    elif status == "completed" and not isinstance(info.summary, dict):
+        reason = (
+            "summary.json unreadable"
+            if (info.path / "summary.json").exists()
+            else "summary.json missing"
+        )
+    if reason is not None:
+        reason = " ".join(str(reason).split())
+    return str(status), reason
+
+
+def experiment_of(info: RunInfo) -> str | None:
+    """The run's experiment: run.json, else the config choice, else summary.json."""
+    for source in (info.run, info.choices, info.summary):
+        if isinstance(source, dict) and source.get("experiment"):
+            return str(source["experiment"])
+    return None
+
+
+def flatten(data: Any, prefix: str = "", lists: bool = False) -> dict[str, Any]:
+    """Scalar leaves of nested dicts with dotted keys; lists skipped (or indexed if ``lists``)."""
+    out: dict[str, Any] = {}
+
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, dict):
+            if not node and key:
+                out[key] = {}
+            for k, v in node.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(node, list):
+            if lists:
+                if not node:
+                    out[key] = []
+                for i, v in enumerate(node):
+                    walk(v, f"{key}.{i}" if key else str(i))
+        else:
+            out[key] = node
+
+    walk(data, prefix)
+    return out
+
+
+def _exp9_figures(summary: dict[str, Any]) -> dict[str, Any]:
+    """exp9: KL and rho at start/end/median of the final window, and the crossing steps."""
+    out = {
+        k: summary.get(k) for k in ("initial_kl", "last_kl", "median_kl", "last_rho", "median_rho")
+    }
+    crossings = summary.get("crossings")
+    if isinstance(crossings, dict):
+        for eps, hit in crossings.items():
+            # a crossing that never happened is recorded as null: an empty cell
+            out[f"crossings.{eps}.step"] = hit.get("step") if isinstance(hit, dict) else None
+    return out
+
+
+def _generic_figures(summary: dict[str, Any]) -> dict[str, Any]:
+    """Any other experiment: every scalar leaf of summary.json (lists skipped)."""
+    flat = flatten(summary)
+    flat.pop("experiment", None)
+    return {k: v for k, v in flat.items() if not isinstance(v, (dict, list))}
+
+
+# experiment -> function(summary dict) -> ordered {column: value}; others get _generic_figures
+EXPERIMENT_FIGURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "exp9": _exp9_figures,
+}
+
+
+def summary_figures(info: RunInfo) -> dict[str, Any]:
+    """The summary columns of one run (empty when summary.json is missing or unreadable)."""
+    if not isinstance(info.summary, dict):
+        return {}
+    fn = EXPERIMENT_FIGURES.get(experiment_of(info) or "", _generic_figures)
+    return fn(info.summary)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+class Table:
+    """Columns, rows of raw values, and which columns hold free text (reasons)."""
+
+    def __init__(self, columns: list[str], rows: list[list[Any]], text_cols: Iterable[str] = ()):
+        self.columns = columns
+        self.rows = rows
+        self.text_cols = set(text_cols)
+
+
+def short_names(paths: Sequence[Path]) -> list[str]:
+    """The shortest path tails that tell the paths apart (the job dir name within one sweep)."""
+    parts = [Path(p).parts for p in paths]
+    if not parts:
+        return []
+    longest = max(len(p) for p in parts)
+    for k in range(1, longest + 1):
+        names = [os.path.join(*p[-k:]) if p else "." for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [str(p) for p in paths]
+
+
+def build_table(runs: Sequence[RunInfo], all_config: bool = False) -> Table:
+    """One row per run.  Config columns only where the runs differ (all of them for one run)."""
+    records = [run_choices_overrides(r) for r in runs]
+    configs = [{**(ch or {}), **ov} for ch, ov in records]
+    statuses = [status_reason(r) for r in runs]
+    figures = [summary_figures(r) for r in runs]
+
+    if all_config or len(runs) == 1:
+        config_keys: list[str] = []
+        for choices, overrides in records:
+            config_keys.extend(k for k in overrides if k not in config_keys)
+            config_keys.extend(k for k in (choices or {}) if k not in config_keys)
+    else:
+        config_keys = varying_keys(records)
+    figure_keys: list[str] = []
+    seen: set[str] = set()
+    for fig in figures:
+        for k in fig:
+            if k not in seen:
+                seen.add(k)
+                figure_keys.append(k)
+    with_reason = any(reason for _, reason in statuses)
+
+    columns = ["run", *config_keys, "status"]
+    if with_reason:
+        columns.append("reason")
+    columns.append("wall_s")
+    columns.extend(figure_keys)
+    rows = []
+    for run, name, cfg, (status, reason), fig in zip(
+        runs, short_names([r.path for r in runs]), configs, statuses, figures, strict=True
+    ):
+        row: list[Any] = [name, *(cfg.get(k) for k in config_keys), status]
+        if with_reason:
+            row.append(reason)
+        # a running job's wall_seconds only counts earlier attempts: not shown
+        row.append(None if status == "running" else _number((run.run or {}).get("wall_seconds")))
+        row.extend(fig.get(k) for k in figure_keys)
+        rows.append(row)
+    return Table(columns, rows, text_cols={"reason"})
+
+
+def group_table(table: Table, runs: Sequence[RunInfo], by: str) -> Table:
+    """Aggregate rows by config key ``by``: runs, status counts, mean of numeric columns."""
+    if by in table.columns:
+        keys = [row[table.columns.index(by)] for row in table.rows]
+    else:
+        configs = [run_config(r) for r in runs]
+        if not any(by in c for c in configs):
+            known = sorted({k for c in configs for k in c} | {"status"})
+            raise KeyError(f"no run has key {by!r} (keys: {', '.join(known)})")
+        keys = [c.get(by) for c in configs]
+    keys = [MISSING if k is None else k for k in keys]
+    status_i = table.columns.index("status")
+    skip = {"run", "status", "reason", by}
+    numeric = [
+        i
+        for i, c in enumerate(table.columns)
+        if c not in skip and any(_number(row[i]) is not None for row in table.rows)
+    ]
+    states = [s for s in STATES if any(row[status_i] == s for row in table.rows)]
+    states += sorted({row[status_i] for row in table.rows} - set(states))
+    groups: dict[Any, list[list[Any]]] = {}
+    for key, row in zip(keys, table.rows, strict=True):
+        groups.setdefault(key, []).append(row)
+
+    columns = [by, "runs", *states, *(f"mean({table.columns[i]})" for i in numeric)]
+    rows = []
+    for key in sorted(groups, key=_natural):
+        members = groups[key]
+        row: list[Any] = [key, len(members)]
+        row.extend(sum(m[status_i] == s for m in members) for s in states)
+        for i in numeric:
+            vals = [v for v in (_number(m[i]) for m in members) if v is not None]
+            vals = [v for v in vals if math.isfinite(v)] or vals
+            row.append(sum(vals) / len(vals) if vals else None)
+        rows.append(row)
+    return Table(columns, rows)
+
+
+def _natural(value: Any) -> tuple:
+    import re
+
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.split(r"(\d+)", str(value))
+    )
+
+
+def diff_table(a: Path, b: Path) -> Table:
+    """Flattened ``.hydra/config.yaml`` keys whose values differ between runs ``a`` and ``b``."""
+    flats = []
+    for path in (a, b):
+        data = _read_yaml(path / ".hydra" / "config.yaml")
+        if not isinstance(data, dict):
+            raise FileNotFoundError(f"{path} has no readable .hydra/config.yaml")
+        flats.append(flatten(data, lists=True))
+    fa, fb = flats
+    keys = list(fa) + [k for k in fb if k not in fa]
+    absent = object()
+    rows = []
+    for key in keys:
+        va, vb = fa.get(key, absent), fb.get(key, absent)
+        if va is absent or vb is absent or type(va) is not type(vb) or va != vb:
+            rows.append([key, _yaml_text(va, absent), _yaml_text(vb, absent)])
+    names = short_names([a, b])
+    if names[0] == names[1]:
+        names = [f"A: {names[0]}", f"B: {names[1]}"]
+    return Table(["key", *names], rows)
+
+
+def _yaml_text(value: Any, absent: object) -> str:
+    if value is absent:
+        return "<absent>"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def format_value(value: Any) -> str:
+    """A cell for text/markdown: ints as ints, floats to 4 significant digits, None as '-'."""
+    if value is None:
+        return MISSING
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.4g}"
+    if isinstance(value, (dict, list)):
+        return str(value)
+    return str(value)
+
+
+def _truncate(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _cells(table: Table) -> list[list[str]]:
+    out = []
+    for row in table.rows:
+        cells = []
+        for col, value in zip(table.columns, row, strict=True):
+            cell = format_value(value)
+            if col in table.text_cols and value is not None:
+                cell = _truncate(cell, REASON_WIDTH)
+            cells.append(cell)
+        out.append(cells)
+    return out
+
+
+def _numeric_column(table: Table, i: int) -> bool:
+    values = [row[i] for row in table.rows if row[i] is not None]
+    return bool(values) and all(_number(v) is not None for v in values)
+
+
+def render_text(table: Table) -> str:
+    """An aligned plain-text table: numbers right-aligned, text left-aligned."""
+    cells = _cells(table)
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(table.columns)]
+    right = [_numeric_column(table, i) for i in range(len(table.columns))]
+
+    def line(items: Sequence[str]) -> str:
+        parts = [
+            s.rjust(w) if r else s.ljust(w) for s, w, r in zip(items, widths, right, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(table.columns), *(line(r) for r in cells)])
+
+
+def render_markdown(table: Table) -> str:
+    """A GitHub-flavoured Markdown table (header row, alignment row, one row per run)."""
+
+    def esc(s: str) -> str:
+        return s.replace("|", "\\|")
+
+    align = ["---:" if _numeric_column(table, i) else "---" for i in range(len(table.columns))]
+    lines = [
+        "| " + " | ".join(esc(c) for c in table.columns) + " |",
+        "| " + " | ".join(align) + " |",
+    ]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in _cells(table)]
+    return "\n".join(lines)
+
+
+def render_csv(table: Table) -> str:
+    """CSV with full-precision numbers and full reasons; empty cells for missing values."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(table.columns)
+    for row in table.rows:
+        writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row])
+    return buf.getvalue().rstrip("\n")
+
+
+def render(table: Table, fmt: str) -> str:
+    return {"csv": render_csv, "markdown": render_markdown}.get(fmt, render_text)(table)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def collect_runs(paths: Sequence[str]) -> tuple[list[RunInfo], list[str]]:
+    """Runs under the given paths (deduplicated, sorted by path) and the paths matching none."""
+    found: dict[Path, RunInfo] = {}
+    bad = []
+    for raw in paths:
+        runs = find_runs([raw], max_depth=5)  # outputs/multirun/<date>/<time>/<job>
+        if not runs:
+            bad.append(raw)
+        for r in runs:
+            found.setdefault(r.path, r)
+    return [found[p] for p in sorted(found)], bad
+
+
+def compare(paths: Sequence[str], by: str | None = None, fmt: str = "text") -> str:
+    """The compare table as text (raises FileNotFoundError/KeyError on bad input)."""
+    runs, bad = collect_runs(paths)
+    if bad:
+        verb = "matches" if len(bad) == 1 else "match"
+        raise FileNotFoundError(f"paths: {', '.join(bad)} {verb} no run directory")
+    table = build_table(runs, all_config=bool(by))
+    if by:
+        table = group_table(table, runs, by)
+    return render(table, fmt)
+
+
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _diff(pair: Sequence[str], fmt: str) -> int:
+    paths = []
+    for raw in pair:
+        runs, _ = collect_runs([raw])
+        if len(runs) != 1:
+            what = "no run directory" if not runs else f"{len(runs)} run directories, not one"
+            return _error(f"diff: {raw} matches {what}")
+        paths.append(runs[0].path)
+    try:
+        table = diff_table(*paths)
+    except FileNotFoundError as exc:
+        return _error(f"diff: {exc}")
+    if not table.rows and fmt == "text":
+        print(f"no differences in .hydra/config.yaml between {pair[0]} and {pair[1]}")
+    else:
+        print(render(table, fmt))
+    return 0
+
+
+def compare_main(args: argparse.Namespace) -> int:
+    """CLI: ``python -m prereg compare PATH... [--by KEY] [--csv|--markdown] [--diff A B]``."""
+    fmt = (
+        "csv"
+        if getattr(args, "csv", False)
+        else ("markdown" if getattr(args, "markdown", False) else "text")
+    )
+    if getattr(args, "diff", None):
+        return _diff(args.diff, fmt)
+    if not args.paths:
+        return _error("paths: give at least one run directory, sweep directory or glob")
+    try:
+        text = compare(args.paths, by=getattr(args, "by", None), fmt=fmt)
+    except FileNotFoundError as exc:
+        return _error(str(exc))
+    except KeyError as exc:
+        return _error(f"by: {exc.args[0]}")
+    print(text)
+    return 0

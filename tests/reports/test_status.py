@@ -1,0 +1,172 @@
+"""``python -m prereg status`` on sweep directories written by hand (no experiment is run)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prereg.reports.status import format_status, sweep_status
+
+CAP = "registration.step_cap=20"
+
+
+def job(arm: str, cell: str) -> list[str]:
+    return sorted([f"arm={arm}", f"cell={cell}", CAP])
+
+
+def write_job(
+    sweep: Path,
+    overrides: list[str],
+    status: str | None,
+    reason: str | None = None,
+    slurm: dict | None = None,
+    record_job: bool = True,
+    name: str | None = None,
+) -> Path:
+    d = sweep / (name or ",".join(sorted(overrides)))
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if status is not None:
+        run = {
+            "status": status,
+            "reason": reason,
+            "experiment": "exp9",
+            "wall_seconds": 1.5,
+            "attempts": 1,
+            "attempt_started_at": "2026-01-01T00:00:00+00:00",
+            "slurm": slurm or {},
+        }
+        if record_job:
+            run["job"] = {"choices": {"experiment": "exp9"}, "overrides": overrides}
+        (d / "run.json").write_text(json.dumps(run))
+    return d
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    """sweep.json lists 5 jobs: 2 completed, 1 failed, 1 running, 1 pending (no dir yet)."""
+    s = tmp_path / "multirun" / "12-00-00"
+    jobs = [
+        job("baseline", "n4m2"),
+        job("primary", "n4m2"),
+        job("secondary", "n4m2"),
+        job("baseline", "n5m2"),
+        job("primary", "n5m2"),
+    ]
+    s.mkdir(parents=True)
+    (s / "sweep.json").write_text(
+        json.dumps(
+            {
+                "runner": "exp9",
+                "command_overrides": ["arm=baseline,primary,secondary"],
+                "jobs": jobs,
+            }
+        )
+    )
+
+    def array(task: int) -> dict:
+        return {"job_id": str(900 + task), "array_job_id": "4242", "array_task_id": str(task)}
+
+    # run.json overrides in command-line order (unsorted) and a dir not named by them
+    # (hydra.sweep.subdir=${hydra.job.num}): matching must sort the recorded overrides
+    write_job(s, ["cell=n4m2", "arm=baseline", CAP], "completed", slurm=array(0), name="0")
+    write_job(s, ["arm=primary", "cell=n4m2", CAP], "completed", slurm=array(1))
+    write_job(
+        s,
+        ["arm=secondary", "cell=n4m2", CAP],
+        "failed",
+        reason="ValueError: lambda out of range",
+        slurm=array(2),
+    )
+    write_job(s, ["arm=baseline", "cell=n5m2", CAP], "running", slurm=array(3))
+    return s
+
+
+def test_counts_reasons_and_slurm(sweep: Path) -> None:
+    data = sweep_status(sweep)
+    assert data["expected_jobs"] == 5 and data["total"] == 5
+    assert data["counts"] == {
+        "pending": 1,
+        "running": 1,
+        "completed": 2,
+        "failed": 1,
+        "halted": 0,
+        "skipped": 0,
+    }
+    by_name = {j["name"]: j for j in data["jobs"]}
+    failed = by_name["arm=secondary,cell=n4m2," + CAP]
+    assert (failed["status"], failed["reason"]) == ("failed", "ValueError: lambda out of range")
+    assert failed["slurm"] == "4242_2"
+    assert by_name["arm=primary,cell=n5m2," + CAP]["status"] == "pending"
+    assert data["slurm"]["arrays"] == {"4242": "0-3"}
+
+    text = format_status(sweep)
+    lines = text.splitlines()
+    assert lines[0].endswith("(exp9): 5 jobs listed in sweep.json")
+    assert lines[1].strip() == "1 pending, 1 running, 2 completed, 1 failed, 0 halted, 0 skipped"
+    assert "SLURM: ran under array job 4242 (tasks 0-3)" in lines
+    row = next(line for line in lines if "arm=secondary" in line)
+    assert "failed" in row and "ValueError: lambda out of range" in row and "4242_2" in row
+    assert lines[lines.index("pending:") + 1].strip() == "arm=primary,cell=n5m2," + CAP
+    assert "arm=baseline,cell=n5m2" in lines[lines.index("running:") + 1]
+
+
+def test_dir_without_run_json_and_name_fallback(sweep: Path) -> None:
+    # the pending job's dir appears (Hydra made it) but run.json is not written yet
+    pending = write_job(sweep, job("primary", "n5m2"), None)
+    data = sweep_status(sweep)
+    assert data["counts"]["pending"] == 1 and data["total"] == 5
+    assert any(j["path"] == pending.name for j in data["jobs"])
+
+    # no overrides anywhere (no job in run.json, no overrides.yaml): matched by dir name
+    for d in sweep.iterdir():
+        if d.is_dir() and d.name != "0":  # "0" is not named by its overrides
+            (d / ".hydra" / "overrides.yaml").unlink()
+            run = json.loads((d / "run.json").read_text()) if (d / "run.json").exists() else None
+            if run:
+                run.pop("job")
+                (d / "run.json").write_text(json.dumps(run))
+    again = sweep_status(sweep)
+    assert again["counts"] == data["counts"] and again["total"] == 5
+    assert all(j["listed"] for j in again["jobs"])
+
+
+def test_without_sweep_json_and_with_extra_dirs(sweep: Path) -> None:
+    write_job(
+        sweep,
+        ["arm=primary", "cell=n4m3", CAP],
+        "halted",
+        reason="P4 check(s) gap out of tolerance at step 5",
+    )
+    (sweep / "corrupt").mkdir()
+    (sweep / "corrupt" / "run.json").write_text("{")
+    data = sweep_status(sweep)
+    assert data["total"] == 7 and data["counts"]["halted"] == 1
+    assert data["counts"]["pending"] == 2  # the listed job with no dir + the corrupt run.json
+    assert "2 run directories not listed in sweep.json" in format_status(sweep)
+    (sweep / "sweep.json").unlink()
+    data = sweep_status(sweep)
+    assert data["expected_jobs"] is None and data["total"] == 6
+    assert "no sweep.json, 6 run directories found" in format_status(sweep)
+
+
+def test_cli_text_and_json(sweep: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "prereg", "status", str(sweep), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["counts"]["completed"] == 2 and data["counts"]["pending"] == 1
+    assert {j["reason"] for j in data["jobs"] if j["status"] == "failed"} == {
+        "ValueError: lambda out of range"
+    }
+    from prereg.__main__ import main
+
+    assert main(["status", str(sweep)]) == 0
