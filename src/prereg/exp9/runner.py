@@ -19,9 +19,8 @@ from omegaconf import DictConfig
 
 from prereg.sweep import checkpoints as ck
 from prereg.sweep.atomic import atomic_write_csv, atomic_write_json, read_json
-from prereg.sweep.errors import ConfigError
-from prereg.sweep.registration import differing_constants, registration_hash, to_plain
-from prereg.sweep.rundir import RunDir, RunHalted, guarded_run
+from prereg.sweep.registration import registration_hash, to_plain
+from prereg.sweep.rundir import RunDir, RunHalted, check_registration, guarded_run
 from prereg.sweep.schema import Exp9Registration
 from prereg.sweep.validate import typed_registration
 
@@ -30,20 +29,6 @@ log = logging.getLogger("prereg.exp9")
 
 class NonFiniteError(RuntimeError):
     """A logged value became NaN or inf: the run fails at that step (P1)."""
-
-
-def check_registration(rd: RunDir, reg: dict[str, Any], reg_hash: str) -> None:
-    """Refuse to reuse a run dir that holds work of another registration, naming the constants."""
-    previous = rd.read()
-    if not previous or previous.get("registration_hash") in (None, reg_hash):
-        return
-    old = read_json(rd.path / "registration.json") or {}
-    diff = differing_constants(old, reg) or ["<unknown>"]
-    raise ConfigError(
-        "registration",
-        f"{rd.path} holds a run of registration hash {previous['registration_hash']}, this run's "
-        f"is {reg_hash}; differing constants: {', '.join(diff)}; use a new output directory",
-    )
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:

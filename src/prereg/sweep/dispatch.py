@@ -21,6 +21,8 @@ log = logging.getLogger("prereg")
 # runner name -> "module:function"; each function takes (cfg, run_dir) and returns a summary
 RUNNERS = {
     "exp9": "prereg.exp9.runner:run",
+    "ppo": "prereg.ppo.runner:run",
+    "ppo_eval": "prereg.ppo.runner:run_eval",
 }
 
 

@@ -22,6 +22,8 @@ from typing import Any
 
 from prereg import __version__
 from prereg.sweep.atomic import atomic_write_json, read_json
+from prereg.sweep.errors import ConfigError
+from prereg.sweep.registration import differing_constants
 
 STATUSES = ("running", "completed", "failed", "halted", "skipped")
 FINAL_STATUSES = ("completed", "failed", "halted", "skipped")
@@ -199,3 +201,17 @@ def guarded_run(
         raise
     rundir.finish("completed", None, time.perf_counter() - tic)
     return summary
+
+
+def check_registration(rd: RunDir, reg: dict[str, Any], reg_hash: str) -> None:
+    """Refuse to reuse a run dir that holds work of another registration, naming the constants."""
+    previous = rd.read()
+    if not previous or previous.get("registration_hash") in (None, reg_hash):
+        return
+    old = read_json(rd.path / "registration.json") or {}
+    diff = differing_constants(old, reg) or ["<unknown>"]
+    raise ConfigError(
+        "registration",
+        f"{rd.path} holds a run of registration hash {previous['registration_hash']}, this run's "
+        f"is {reg_hash}; differing constants: {', '.join(diff)}; use a new output directory",
+    )

@@ -151,6 +151,50 @@ class LadderConf:
     mode: str = "sequential"
 
 
+@dataclass
+class Stage1Spec:
+    seed_start: int = 10000
+    n_seeds: int = 32
+    min_success_rate: float = 0.40
+
+
+@dataclass
+class Stage2Spec:
+    window: int = 50
+    max_final_entropy: float = 2.28
+    max_log_std_delta: float = 0.0
+    max_value_loss: float = 400.0
+
+
+@dataclass
+class Stage3Spec:
+    seed_start: int = 20000
+    n_seeds: int = 32
+    max_abs_gap: float = 0.10
+
+
+@dataclass
+class CandidateSpec:
+    order: int = MISSING
+    set: dict[str, float] = field(default_factory=dict)
+    falsifier: str = MISSING
+
+
+@dataclass
+class PPORegistration:
+    """Every pre-registered Path-B constant (seed 003 sections 3-5); hashed into each PPO run."""
+
+    name: str = MISSING
+    experiment: str = "ppo"
+    variant: str = "mixed_0_90"
+    tier: str = "large"
+    updates: int = 1221
+    stage1: Stage1Spec = field(default_factory=Stage1Spec)
+    stage2: Stage2Spec = field(default_factory=Stage2Spec)
+    stage3: Stage3Spec = field(default_factory=Stage3Spec)
+    candidates: dict[str, CandidateSpec] = field(default_factory=dict)
+
+
 # ----------------------------------------------------------------------------- top level
 @dataclass
 class PreregConfig:

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from prereg.sweep.errors import ConfigError, simplify_message
-from prereg.sweep.schema import RUNNERS, Exp9Registration, PreregConfig
+from prereg.sweep.schema import RUNNERS, Exp9Registration, PPORegistration, PreregConfig
 
 AUX_FORMS = ("rho", "noise")
 
@@ -130,7 +130,133 @@ def validate_exp9(cfg: DictConfig) -> None:
     at_least("exp9.chunk_steps", cfg.exp9.chunk_steps, 1)
 
 
-VALIDATORS: dict[str, Callable[[DictConfig], None]] = {"exp9": validate_exp9}
+PPO_BACKENDS = ("jax", "gymnasium")
+MESADOCK_ID = "prereg/MesaDock-v0"
+
+
+def validate_ppo_hparams(cfg: DictConfig) -> None:
+    """The PPO knobs: positive lr and clip range, mixing lambda in [0, 1], sizes that divide."""
+    p = cfg.ppo
+    positive("ppo.lr", p.lr)
+    positive("ppo.clip_range", p.clip_range)
+    non_negative("ppo.value_coef", p.value_coef)
+    non_negative("ppo.entropy_coef", p.entropy_coef)
+    positive("ppo.max_grad_norm", p.max_grad_norm)
+    unit_interval("ppo.mixed_lambda", p.mixed_lambda)
+    unit_interval("ppo.gamma", p.gamma)
+    unit_interval("ppo.gae_lambda", p.gae_lambda)
+    for key in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "chunk_updates"):
+        at_least(f"ppo.{key}", p[key], 1)
+    for key in ("checkpoint_every", "eval_every"):
+        at_least(f"ppo.{key}", p[key], 1)
+    at_least("ppo.updates", p.updates, 1)
+    at_least("ppo.eval_seeds", p.eval_seeds, 1)
+    at_least("ppo.eval_seed_start", p.eval_seed_start, 0)
+    at_least("ppo.seed", p.seed, 0)
+    if (p.num_envs * p.num_steps) % p.num_minibatches:
+        raise ConfigError(
+            "ppo.num_minibatches",
+            f"must divide ppo.num_envs * ppo.num_steps = {p.num_envs * p.num_steps}",
+        )
+    one_of("ppo.progress", p.progress, ("auto", "bar", "log", "off"))
+    one_of("ppo.backend", p.backend, PPO_BACKENDS)
+    if cfg.tier is None:
+        raise ConfigError("tier", "no tier selected", ["small", "medium", "large"])
+    if not cfg.tier.hidden:
+        raise ConfigError("tier.hidden", "needs at least one hidden layer size")
+    for i, h in enumerate(cfg.tier.hidden):
+        at_least(f"tier.hidden[{i}]", h, 1)
+    validate_eval(cfg)
+    validate_env(cfg)
+    if p.init_from is not None:
+        checkpoint_path("ppo.init_from", p.init_from)
+
+
+def validate_eval(cfg: DictConfig) -> None:
+    """Eval seeds: seed_start >= 0 and n_seeds >= 1."""
+    if cfg.eval is None:
+        raise ConfigError("eval", "no eval selected", ["seed_10000", "seed_20000"])
+    at_least("eval.seed_start", cfg.eval.seed_start, 0)
+    at_least("eval.n_seeds", cfg.eval.n_seeds, 1)
+
+
+def validate_env(cfg: DictConfig) -> None:
+    """The jitted backend needs MesaDock; the gymnasium backend any registered Box-action env."""
+    env_id = cfg.env.id
+    if cfg.ppo.backend == "jax":
+        if env_id != MESADOCK_ID:
+            raise ConfigError(
+                "env.id",
+                f"{env_id!r} has no JAX functional form; use ppo.backend=gymnasium for it",
+                [MESADOCK_ID],
+            )
+        return
+    from prereg.ppo.gym_backend import validate_env_id
+
+    try:
+        validate_env_id(env_id)
+    except ValueError as exc:
+        raise ConfigError("env.id", str(exc).removeprefix("env.id: ")) from None
+
+
+def checkpoint_path(key: str, value: object) -> None:
+    """A path that exists and holds a prereg PPO checkpoint."""
+    from pathlib import Path
+
+    from prereg.ppo.checkpoint import is_checkpoint
+
+    path = Path(str(value))
+    if not path.exists():
+        raise ConfigError(key, f"{value} does not exist")
+    if not is_checkpoint(path):
+        raise ConfigError(key, f"{value} is not a prereg PPO checkpoint (or it is corrupted)")
+
+
+def validate_ppo_registration(cfg: DictConfig) -> DictConfig:
+    """The Path-B registration: thresholds are numbers, candidate orders are unique."""
+    reg = typed_registration(cfg, PPORegistration)
+    at_least("registration.updates", reg.updates, 1)
+    at_least("registration.stage2.window", reg.stage2.window, 2)
+    unit_interval("registration.stage1.min_success_rate", reg.stage1.min_success_rate)
+    unit_interval("registration.stage3.max_abs_gap", reg.stage3.max_abs_gap)
+    positive("registration.stage2.max_value_loss", reg.stage2.max_value_loss)
+    _number("registration.stage2.max_final_entropy", reg.stage2.max_final_entropy)
+    _number("registration.stage2.max_log_std_delta", reg.stage2.max_log_std_delta)
+    for stage in ("stage1", "stage3"):
+        at_least(f"registration.{stage}.seed_start", reg[stage].seed_start, 0)
+        at_least(f"registration.{stage}.n_seeds", reg[stage].n_seeds, 1)
+    orders: dict[int, str] = {}
+    for name, cand in reg.candidates.items():
+        at_least(f"registration.candidates.{name}.order", cand.order, 1)
+        if cand.order in orders:
+            raise ConfigError(
+                f"registration.candidates.{name}.order",
+                f"order {cand.order} repeats that of {orders[cand.order]}; orders must be unique",
+            )
+        orders[cand.order] = name
+    return reg
+
+
+def validate_ppo(cfg: DictConfig) -> None:
+    """experiment=ppo: the registration, the hyper-parameters, tier, eval and env."""
+    validate_ppo_registration(cfg)
+    validate_ppo_hparams(cfg)
+
+
+def validate_ppo_eval(cfg: DictConfig) -> None:
+    """experiment=ppo_eval: an existing checkpoint and valid eval seeds."""
+    validate_ppo_registration(cfg)
+    validate_eval(cfg)
+    if cfg.checkpoint is None:
+        raise ConfigError("checkpoint", "a checkpoint path is required (checkpoint=<dir>)")
+    checkpoint_path("checkpoint", cfg.checkpoint)
+
+
+VALIDATORS: dict[str, Callable[[DictConfig], None]] = {
+    "exp9": validate_exp9,
+    "ppo": validate_ppo,
+    "ppo_eval": validate_ppo_eval,
+}
 
 
 def known_keys(cfg: DictConfig) -> None:

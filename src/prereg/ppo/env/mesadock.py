@@ -1,0 +1,476 @@
+"""MesaDock-v0: a 2-D nonholonomic vehicle docking task, a pure-JAX Gymnasium FuncEnv.
+
+The vehicle drives only along its heading (thrust, with linear drag) and turns with a torque
+(with angular drag); it can stop and turn on the spot. Each episode it must reach a seeded goal
+position, arrive with its heading aligned with a seeded target heading, and come nearly to rest.
+
+Two faces of the same environment:
+
+* :class:`MesaDockFuncEnv` -- the functional env (``initial``, ``transition``, ``observation``,
+  ``reward``, ``terminal``, ``truncated``, ``info``). Every method is pure ``jnp``: jit-, vmap- and
+  ``lax.scan``-compatible. The state is a flat float32 vector (layout in :data:`STATE_FIELDS`), so
+  batching is a leading axis.
+* :class:`MesaDockEnv` -- the ``gymnasium.Env`` registered as ``prereg/MesaDock-v0``; it returns
+  numpy float32 observations and python scalars, and runs the functional env through ``jax.jit``.
+
+Seeding contract (relied on by the PPO eval): ``MesaDockEnv.reset(seed=s)`` starts from exactly
+``MesaDockFuncEnv().initial(jax.random.PRNGKey(s))``. The eval seeds its episodes
+``seed_start .. seed_start + n - 1`` through the functional path; a user replaying episode ``s`` in
+``gymnasium.make("prereg/MesaDock-v0")`` with ``reset(seed=s)`` sees the same episode. The dynamics
+are deterministic, so the same actions give the same trajectory.
+
+Every difficulty knob is a field of the frozen :class:`MesaDockParams`; change them there (or pass
+overrides: ``MesaDockFuncEnv(success_radius=0.2)``, ``gymnasium.make(ENV_ID, mixed_lambda=0.9)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+from gymnasium.envs.functional_jax_env import FunctionalJaxEnv
+from gymnasium.experimental.functional import FuncEnv
+from gymnasium.utils import EzPickle
+
+__all__ = [
+    "DEFAULT_PARAMS",
+    "MAX_EPISODE_STEPS",
+    "OBS_FIELDS",
+    "STATE_FIELDS",
+    "MesaDockEnv",
+    "MesaDockFuncEnv",
+    "MesaDockParams",
+]
+
+MAX_EPISODE_STEPS = 200
+
+
+@dataclass(frozen=True)
+class MesaDockParams:
+    """Every constant of MesaDock-v0 (the difficulty knobs live here and nowhere else).
+
+    A frozen dataclass registered as a JAX pytree (all fields are leaves), so it can be passed
+    as an argument to jitted functions (e.g. a traced ``mixed_lambda``) or closed over. Make
+    variants with ``dataclasses.replace(DEFAULT_PARAMS, ...)`` or ``params.replace(...)``.
+    """
+
+    # --- reward mixing: mixed(lambda) = (1 - lambda) * phase3 + lambda * sparse_success ---
+    mixed_lambda: float = 0.0
+
+    # --- initial state: vehicle at the origin, at rest, uniform heading; goal at a uniform
+    #     bearing and a distance uniform in [goal_dist_min, goal_dist_max]; uniform target heading.
+    goal_dist_min: float = 4.0
+    goal_dist_max: float = 8.0
+
+    # --- success test (all three): distance < success_radius, cos(heading error) > success_cos,
+    #     |speed| < success_speed.
+    success_radius: float = 0.10
+    success_cos: float = 0.95
+    success_speed: float = 0.20
+
+    # --- dynamics (semi-implicit Euler, time step dt seconds) ---
+    dt: float = 0.1
+    thrust_accel: float = 2.0  # m/s^2 at thrust = +-1 (reverse allowed)
+    linear_drag: float = 0.5  # 1/s; top speed = thrust_accel / linear_drag = 4 m/s
+    torque_accel: float = 6.0  # rad/s^2 at torque = +-1
+    angular_drag: float = 3.0  # 1/s; top turn rate = torque_accel / angular_drag = 2 rad/s
+
+    # --- reward_phase3: potential progress + control cost + success bonus ---
+    # phase3 = w_distance * (d - d') + w_alignment * (cos' - cos) - w_control * |a|^2
+    #          + success_bonus * success'
+    w_distance: float = 1.0
+    w_alignment: float = 1.0
+    w_control: float = 0.01
+    success_bonus: float = 10.0
+
+    # --- observation scaling (positions and distance are divided by it, then clipped) ---
+    pos_scale: float = 8.0
+
+    def replace(self, **changes: Any) -> MesaDockParams:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def max_speed(self) -> float:
+        return self.thrust_accel / self.linear_drag
+
+    @property
+    def max_turn_rate(self) -> float:
+        return self.torque_accel / self.angular_drag
+
+
+jax.tree_util.register_dataclass(
+    MesaDockParams,
+    data_fields=[f.name for f in dataclasses.fields(MesaDockParams)],
+    meta_fields=[],
+)
+
+DEFAULT_PARAMS = MesaDockParams()
+
+# State: one flat float32 vector (batch = leading axes).
+STATE_FIELDS = (
+    "x",  # position
+    "y",
+    "speed",  # signed speed along the heading
+    "heading",  # radians, wrapped to [-pi, pi)
+    "omega",  # angular velocity, rad/s
+    "goal_x",
+    "goal_y",
+    "goal_heading",  # target heading, radians
+    "t",  # steps taken in this episode
+)
+IX, IY, IV, ITH, IW, IGX, IGY, IGTH, IT = range(len(STATE_FIELDS))
+STATE_DIM = len(STATE_FIELDS)
+
+# Observation layout (float32, all bounded; see MesaDockFuncEnv.observation_space).
+OBS_POS_CLIP = 5.0  # scaled positions / distance are clipped to +-5 (i.e. 40 m at pos_scale 8)
+OBS_FIELDS = (
+    "goal_body_x",  # goal in the vehicle's body frame (forward), / pos_scale, clipped
+    "goal_body_y",  # goal in the vehicle's body frame (left), / pos_scale, clipped
+    "distance",  # distance to goal / pos_scale, clipped to [0, 5]
+    "sin_bearing",  # bearing of the goal seen from the vehicle (0 = dead ahead)
+    "cos_bearing",
+    "sin_heading_error",  # heading error = target heading - heading
+    "cos_heading_error",
+    "speed",  # speed / max_speed, clipped to [-1, 1]
+    "omega",  # angular velocity / max_turn_rate, clipped to [-1, 1]
+    "vehicle_goal_x",  # vehicle position in the goal's frame (x along target heading), / pos_scale
+    "vehicle_goal_y",  # vehicle position in the goal's frame (left of target heading), / pos_scale
+    "time_left",  # remaining fraction of the 200-step budget, [1, 0]
+)
+OBS_DIM = len(OBS_FIELDS)
+_OBS_HIGH = np.array(
+    [OBS_POS_CLIP, OBS_POS_CLIP, OBS_POS_CLIP, 1, 1, 1, 1, 1, 1, OBS_POS_CLIP, OBS_POS_CLIP, 1],
+    dtype=np.float32,
+)
+_OBS_LOW = np.array(
+    [-OBS_POS_CLIP, -OBS_POS_CLIP, 0, -1, -1, -1, -1, -1, -1, -OBS_POS_CLIP, -OBS_POS_CLIP, 0],
+    dtype=np.float32,
+)
+
+
+def _wrap_angle(a: jax.Array) -> jax.Array:
+    """Wrap to [-pi, pi)."""
+    return jnp.mod(a + jnp.pi, 2.0 * jnp.pi) - jnp.pi
+
+
+class MesaDockFuncEnv(FuncEnv):
+    """Functional (pure-JAX) MesaDock-v0.
+
+    All methods take an optional ``params`` (a :class:`MesaDockParams`, possibly with traced
+    leaves); ``None`` means the instance's ``default_params``. ``rng`` arguments are accepted for
+    the FuncEnv API; only ``initial`` uses its key (the dynamics are deterministic).
+    """
+
+    observation_space = gym.spaces.Box(_OBS_LOW, _OBS_HIGH, shape=(OBS_DIM,), dtype=np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+    max_episode_steps = MAX_EPISODE_STEPS
+    obs_dim = OBS_DIM
+    action_dim = 2
+    state_dim = STATE_DIM
+
+    def __init__(self, params: MesaDockParams | None = None, **param_overrides: Any):
+        self._base_params = DEFAULT_PARAMS if params is None else params
+        self._param_overrides = param_overrides
+        super().__init__()  # sets self.default_params = self.get_default_params()
+
+    def get_default_params(self, **kwargs: Any) -> MesaDockParams:
+        return dataclasses.replace(self._base_params, **{**self._param_overrides, **kwargs})
+
+    def _p(self, params: MesaDockParams | None) -> MesaDockParams:
+        return self.default_params if params is None else params
+
+    # ------------------------------------------------------------------ FuncEnv API
+    def initial(self, rng: jax.Array, params: MesaDockParams | None = None) -> jax.Array:
+        p = self._p(params)
+        # one draw of 4 uniforms (a single threefry call keeps jit compile time small)
+        u = jax.random.uniform(rng, (4,), jnp.float32)
+        heading = (2.0 * u[0] - 1.0) * jnp.pi
+        dist = p.goal_dist_min + (p.goal_dist_max - p.goal_dist_min) * u[1]
+        bearing = (2.0 * u[2] - 1.0) * jnp.pi
+        goal_heading = (2.0 * u[3] - 1.0) * jnp.pi
+        zero = jnp.zeros((), jnp.float32)
+        return jnp.stack(
+            [
+                zero,
+                zero,
+                zero,
+                heading,
+                zero,
+                dist * jnp.cos(bearing),
+                dist * jnp.sin(bearing),
+                goal_heading,
+                zero,
+            ]
+        ).astype(jnp.float32)
+
+    def transition(
+        self,
+        state: jax.Array,
+        action: jax.Array,
+        rng: Any = None,
+        params: MesaDockParams | None = None,
+    ) -> jax.Array:
+        p = self._p(params)
+        a = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
+        thrust, torque = a[..., 0], a[..., 1]
+        v = state[..., IV] + p.dt * (p.thrust_accel * thrust - p.linear_drag * state[..., IV])
+        w = state[..., IW] + p.dt * (p.torque_accel * torque - p.angular_drag * state[..., IW])
+        th = _wrap_angle(state[..., ITH] + p.dt * w)
+        x = state[..., IX] + p.dt * v * jnp.cos(th)
+        y = state[..., IY] + p.dt * v * jnp.sin(th)
+        t = state[..., IT] + 1.0
+        return jnp.stack(
+            [x, y, v, th, w, state[..., IGX], state[..., IGY], state[..., IGTH], t], axis=-1
+        ).astype(jnp.float32)
+
+    def observation(
+        self, state: jax.Array, rng: Any = None, params: MesaDockParams | None = None
+    ) -> jax.Array:
+        p = self._p(params)
+        dx = state[..., IGX] - state[..., IX]
+        dy = state[..., IGY] - state[..., IY]
+        th = state[..., ITH]
+        c, s = jnp.cos(th), jnp.sin(th)
+        bx = c * dx + s * dy  # goal in body frame
+        by = -s * dx + c * dy
+        dist = jnp.sqrt(dx * dx + dy * dy)
+        bearing = jnp.arctan2(by, bx)
+        herr = state[..., IGTH] - th
+        gc, gs = jnp.cos(state[..., IGTH]), jnp.sin(state[..., IGTH])
+        vx = -(gc * dx + gs * dy)  # vehicle in goal frame
+        vy = -(-gs * dx + gc * dy)
+        inv = 1.0 / p.pos_scale
+        obs = jnp.stack(
+            [
+                bx * inv,
+                by * inv,
+                dist * inv,
+                jnp.sin(bearing),
+                jnp.cos(bearing),
+                jnp.sin(herr),
+                jnp.cos(herr),
+                state[..., IV] / p.max_speed,
+                state[..., IW] / p.max_turn_rate,
+                vx * inv,
+                vy * inv,
+                1.0 - state[..., IT] / MAX_EPISODE_STEPS,
+            ],
+            axis=-1,
+        )
+        return jnp.clip(obs, _OBS_LOW, _OBS_HIGH).astype(jnp.float32)
+
+    def reward(
+        self,
+        state: jax.Array,
+        action: jax.Array,
+        next_state: jax.Array,
+        rng: Any = None,
+        params: MesaDockParams | None = None,
+    ) -> jax.Array:
+        """mixed(lambda) = (1 - lambda) * reward_phase3 + lambda * sparse_success."""
+        p = self._p(params)
+        r3 = self.reward_phase3(state, action, next_state, p)
+        sparse = self.sparse_success(next_state, p)
+        return ((1.0 - p.mixed_lambda) * r3 + p.mixed_lambda * sparse).astype(jnp.float32)
+
+    def terminal(
+        self, state: jax.Array, rng: Any = None, params: MesaDockParams | None = None
+    ) -> jax.Array:
+        """True termination = success only (the 200-step limit is a truncation)."""
+        return self.success(state, params)
+
+    def truncated(self, state: jax.Array, params: MesaDockParams | None = None) -> jax.Array:
+        return state[..., IT] >= MAX_EPISODE_STEPS
+
+    def info(self, state: jax.Array, params: MesaDockParams | None = None) -> dict[str, jax.Array]:
+        return {
+            "success": self.success(state, params),
+            "terminal_alignment": self.alignment(state),
+            "distance": self.distance(state),
+            "speed": jnp.abs(state[..., IV]),
+            "steps": state[..., IT].astype(jnp.int32),
+        }
+
+    def state_info(self, state: jax.Array, params: MesaDockParams | None = None) -> dict:
+        return self.info(state, params)
+
+    def transition_info(
+        self,
+        state: jax.Array,
+        action: jax.Array,
+        next_state: jax.Array,
+        params: MesaDockParams | None = None,
+    ) -> dict:
+        return self.info(next_state, params)
+
+    def transform(self, func):
+        super().transform(func)
+        self.truncated = func(self.truncated)
+        self.info = func(self.info)
+
+    # ------------------------------------------------------------------ components
+    def distance(self, state: jax.Array) -> jax.Array:
+        dx = state[..., IGX] - state[..., IX]
+        dy = state[..., IGY] - state[..., IY]
+        return jnp.sqrt(dx * dx + dy * dy)
+
+    def alignment(self, state: jax.Array) -> jax.Array:
+        """cos(heading error); at the episode's end this is the terminal alignment."""
+        return jnp.cos(state[..., IGTH] - state[..., ITH])
+
+    def success(self, state: jax.Array, params: MesaDockParams | None = None) -> jax.Array:
+        p = self._p(params)
+        return (
+            (self.distance(state) < p.success_radius)
+            & (self.alignment(state) > p.success_cos)
+            & (jnp.abs(state[..., IV]) < p.success_speed)
+        )
+
+    def sparse_success(self, state: jax.Array, params: MesaDockParams | None = None) -> jax.Array:
+        return self.success(state, params).astype(jnp.float32)
+
+    def reward_phase3(
+        self,
+        state: jax.Array,
+        action: jax.Array,
+        next_state: jax.Array,
+        params: MesaDockParams | None = None,
+    ) -> jax.Array:
+        """Dense shaped reward: progress in distance and alignment, control cost, success bonus."""
+        p = self._p(params)
+        a = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
+        progress = p.w_distance * (self.distance(state) - self.distance(next_state))
+        align = p.w_alignment * (self.alignment(next_state) - self.alignment(state))
+        ctrl = p.w_control * jnp.sum(a * a, axis=-1)
+        bonus = p.success_bonus * self.sparse_success(next_state, p)
+        return (progress + align - ctrl + bonus).astype(jnp.float32)
+
+    # ------------------------------------------------------------------ rendering (numpy)
+    def render_init(self, params: MesaDockParams | None = None, size: int = 256, **kwargs: Any):
+        return {"size": int(size)}
+
+    def render_image(self, state, render_state, params: MesaDockParams | None = None):
+        """A top-down RGB frame centred between vehicle and goal (numpy only, no pygame)."""
+        size = render_state["size"]
+        s = np.asarray(state, dtype=np.float64)
+        cx, cy = (s[IX] + s[IGX]) / 2.0, (s[IY] + s[IGY]) / 2.0
+        half = max(6.0, 0.6 * math.hypot(s[IGX] - s[IX], s[IGY] - s[IY]))
+        img = np.full((size, size, 3), 255, dtype=np.uint8)
+
+        def px(x: float, y: float) -> tuple[int, int]:
+            u = (x - cx) / (2 * half) + 0.5
+            v = 0.5 - (y - cy) / (2 * half)
+            return int(round(v * (size - 1))), int(round(u * (size - 1)))
+
+        def disc(x: float, y: float, r_px: int, color: tuple[int, int, int]) -> None:
+            r0, c0 = px(x, y)
+            rr, cc = np.ogrid[:size, :size]
+            img[(rr - r0) ** 2 + (cc - c0) ** 2 <= r_px**2] = color
+
+        def line(x: float, y: float, ang: float, length: float, color) -> None:
+            for f in np.linspace(0.0, 1.0, 40):
+                r, c = px(x + f * length * math.cos(ang), y + f * length * math.sin(ang))
+                if 0 <= r < size and 0 <= c < size:
+                    img[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2] = color
+
+        disc(s[IGX], s[IGY], 5, (40, 170, 40))
+        line(s[IGX], s[IGY], s[IGTH], half / 4, (40, 170, 40))
+        disc(s[IX], s[IY], 5, (40, 60, 200))
+        line(s[IX], s[IY], s[ITH], half / 4, (200, 40, 40))
+        return render_state, img
+
+    def render_close(self, render_state, params: MesaDockParams | None = None) -> None:
+        return None
+
+
+def _step_impl(func: MesaDockFuncEnv, state, action, rng, params):
+    next_state = func.transition(state, action, rng, params)
+    obs = func.observation(next_state, rng, params)
+    reward = func.reward(state, action, next_state, rng, params)
+    terminated = func.terminal(next_state, rng, params)
+    truncated = func.truncated(next_state, params)
+    info = func.info(next_state, params)
+    return next_state, obs, reward, terminated, truncated, info
+
+
+def _reset_impl(func: MesaDockFuncEnv, key, params):
+    state = func.initial(key, params)
+    return state, func.observation(state, key, params), func.info(state, params)
+
+
+@functools.lru_cache(maxsize=1)
+def _jitted_reset_step():
+    """jit(reset), jit(step) shared by every MesaDockEnv (params are passed as a pytree argument,
+    so envs with different params reuse one compilation)."""
+    func = MesaDockFuncEnv()
+    return (
+        jax.jit(functools.partial(_reset_impl, func)),
+        jax.jit(functools.partial(_step_impl, func)),
+    )
+
+
+def _to_python_info(info: dict) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in jax.device_get(info).items():
+        v = np.asarray(v)
+        out[k] = v.item() if v.dtype != np.bool_ else bool(v)
+    return out
+
+
+class MesaDockEnv(FunctionalJaxEnv, EzPickle):
+    """``prereg/MesaDock-v0`` as a ``gymnasium.Env`` (numpy float32 observations).
+
+    ``gymnasium.make("prereg/MesaDock-v0", mixed_lambda=0.9)`` -- any :class:`MesaDockParams` field
+    can be passed as a keyword (or a whole ``params=MesaDockParams(...)``).
+
+    ``reset(seed=s)`` starts from ``MesaDockFuncEnv().initial(jax.random.PRNGKey(s))`` (same
+    episode as the PPO eval's functional path for episode seed ``s``); ``reset()`` without a seed
+    draws the next key from the env's own key stream. Step info carries ``success``,
+    ``terminal_alignment``, ``distance``, ``speed`` and ``steps``. ``truncated`` is True at step 200
+    (the registered TimeLimit agrees).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10, "jax": False}
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        params: MesaDockParams | None = None,
+        **param_overrides: Any,
+    ):
+        EzPickle.__init__(self, render_mode=render_mode, params=params, **param_overrides)
+        func = MesaDockFuncEnv(params, **param_overrides)
+        FunctionalJaxEnv.__init__(self, func, metadata=self.metadata, render_mode=render_mode)
+        self.params: MesaDockParams = func.default_params
+        self._jit_reset, self._jit_step = _jitted_reset_step()
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        gym.Env.reset(self, seed=seed)
+        if seed is not None:
+            init_key = jax.random.PRNGKey(seed)
+            self.rng = jax.random.fold_in(init_key, 1)
+        else:
+            self.rng, init_key = jax.random.split(self.rng)
+        self.state, obs, info = self._jit_reset(init_key, self.params)
+        return np.array(obs, dtype=np.float32), _to_python_info(info)
+
+    def step(self, action):
+        self.rng, key = jax.random.split(self.rng)
+        action = jnp.asarray(np.asarray(action, dtype=np.float32))
+        self.state, obs, reward, terminated, truncated, info = self._jit_step(
+            self.state, action, key, self.params
+        )
+        return (
+            np.array(obs, dtype=np.float32),
+            float(reward),
+            bool(terminated),
+            bool(truncated),
+            _to_python_info(info),
+        )

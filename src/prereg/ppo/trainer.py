@@ -1,0 +1,558 @@
+"""Pure, jitted PPO: rollout, GAE and update inside one ``lax.scan`` over updates.
+
+The PureJaxRL pattern: a whole chunk of ``num_updates`` PPO updates is ONE jitted
+function of the train state.  Each update is
+
+1. a rollout: ``lax.scan`` over ``num_steps`` steps of the ``vmap``-ed functional env
+   (``num_envs`` copies) with auto-reset on termination or truncation;
+2. GAE (:func:`prereg.ppo.gae.compute_gae`, bootstrapping truncations);
+3. ``update_epochs`` x ``num_minibatches`` clipped-surrogate steps (advantages
+   normalised per minibatch, global-norm gradient clipping, Adam; both from optax).
+
+Everything that influences the future is in :class:`TrainState` (a pytree), so
+running N updates in one chunk or in chunks of any sizes gives the same result, and
+a checkpoint of the state resumes bit-identically.
+
+The env is any object with the ``gymnasium.experimental.functional.FuncEnv`` methods
+``initial(rng, params)``, ``transition(state, action, rng, params)``,
+``observation(state, rng, params)``, ``reward(state, action, next_state, rng, params)``,
+``terminal(state, rng, params)`` (true termination) and an ``action_space`` Box; if it
+has ``truncated(state, params)`` that decides time-limit truncation (otherwise
+``max_episode_steps``, counted here, if present), and if it has
+``info(state, params)`` its ``["success"]`` decides success (otherwise success =
+true termination).
+
+Losses (SB3/CleanRL conventions; recorded in ``metrics``):
+``loss = policy_loss + value_coef * value_loss - entropy_coef * entropy`` with
+``policy_loss = mean(max(-A r, -A clip(r, 1 - eps, 1 + eps)))``,
+``value_loss = mean((V - R)^2)`` (plain MSE, no value clipping), ``entropy`` the
+Gaussian's entropy summed over action dims.  Actions are sampled unbounded from the
+Gaussian (the log-prob is of the unbounded sample) and clipped to [-1, 1] and then
+mapped linearly to the env's Box bounds before stepping.
+
+The rollout / update split is public so another backend can reuse the same pieces:
+:func:`policy_step` (act), :func:`make_update_fn` (GAE + epochs over a
+:class:`Transition` batch); see :mod:`prereg.ppo.gym_backend`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from prereg.ppo.gae import compute_gae
+from prereg.ppo.networks import (
+    TIERS,
+    actor_mean,
+    critic_value,
+    gaussian_entropy,
+    gaussian_log_prob,
+    init_params,
+)
+from prereg.ppo.normalizer import (
+    OBS_CLIP,
+    NormalizerState,
+    init_normalizer,
+    normalize,
+    update_normalizer,
+)
+
+METRIC_NAMES: tuple[str, ...] = (
+    "update",
+    "env_steps",
+    "mean_reward",
+    "episode_return",
+    "success_rate",
+    "entropy",
+    "log_std",
+    "value_loss",
+    "policy_loss",
+    "approx_kl",
+    "clipfrac",
+    "explained_variance",
+)
+"""Per-update metrics returned by ``run_chunk`` (``sps`` is the caller's: wall time)."""
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    lr: float = 3e-4
+    value_coef: float = 0.5
+    entropy_coef: float = 0.01
+    clip_range: float = 0.2
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    num_envs: int = 64
+    num_steps: int = 128
+    update_epochs: int = 10
+    num_minibatches: int = 32
+    max_grad_norm: float = 0.5
+    tier: str = "medium"
+    seed: int = 0
+    anneal_lr: bool = False
+    total_updates: int | None = None  # only used (and required) with anneal_lr
+    log_std_init: float = 0.0
+    adam_eps: float = 1e-5
+    obs_clip: float = OBS_CLIP
+
+    def __post_init__(self):
+        def bad(key, why):
+            raise ValueError(f"ppo.{key} {why}, got {getattr(self, key)!r}")
+
+        if not self.lr > 0:
+            bad("lr", "must be > 0")
+        for key in ("value_coef", "entropy_coef", "max_grad_norm"):
+            if not getattr(self, key) >= 0:
+                bad(key, "must be >= 0")
+        if not self.clip_range > 0:
+            bad("clip_range", "must be > 0")
+        for key in ("gamma", "gae_lambda"):
+            if not 0 <= getattr(self, key) <= 1:
+                bad(key, "must be in [0, 1]")
+        for key in ("num_envs", "num_steps", "update_epochs", "num_minibatches"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                bad(key, "must be an int >= 1")
+        if (self.num_envs * self.num_steps) % self.num_minibatches:
+            bad(
+                "num_minibatches",
+                f"must divide num_envs*num_steps={self.num_envs * self.num_steps}",
+            )
+        if self.tier not in TIERS:
+            bad("tier", f"must be one of {sorted(TIERS)}")
+        if self.anneal_lr and not (self.total_updates and self.total_updates > 0):
+            bad("total_updates", "must be a positive int when anneal_lr is true")
+        if not self.obs_clip > 0:
+            bad("obs_clip", "must be > 0")
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+
+# ----------------------------------------------------------------------- pytrees
+
+
+class Transition(NamedTuple):
+    """One rollout, time-major: every field is (num_steps, num_envs, ...)."""
+
+    obs: jax.Array  # normalised observation the policy saw
+    action: jax.Array  # unclipped Gaussian sample, (T, N, action_dim)
+    logp: jax.Array  # log-prob of ``action`` under the behaviour policy
+    value: jax.Array  # V(obs)
+    reward: jax.Array
+    done: jax.Array  # episode ended at this step (terminated or truncated)
+    truncated: jax.Array  # ended by truncation only (bootstrap from final_value)
+    final_value: jax.Array  # V(final observation); used only where truncated
+    valid: jax.Array  # 1.0 for a real transition, 0.0 for padding (gym next-step resets)
+
+
+@flax.struct.dataclass
+class TrainState:
+    params: Any
+    opt_state: Any
+    normalizer: NormalizerState
+    env_state: Any  # batched (num_envs) env state
+    obs: jax.Array  # raw observation of each env, to act on next
+    rng: jax.Array  # raw uint32 PRNG key
+    update: jax.Array  # int32, updates done so far
+    env_steps: jax.Array  # int32, env steps consumed so far
+    ep_return: jax.Array  # f32[num_envs], return of each env's running episode
+    ep_length: jax.Array  # int32[num_envs]
+
+
+# -------------------------------------------------------------- shared pure pieces
+
+
+def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
+    lr: Any = cfg.lr
+    if cfg.anneal_lr:
+        steps = cfg.total_updates * cfg.update_epochs * cfg.num_minibatches
+        lr = optax.linear_schedule(cfg.lr, 0.0, steps)
+    return optax.chain(
+        optax.clip_by_global_norm(cfg.max_grad_norm),
+        optax.adam(lr, eps=cfg.adam_eps),
+    )
+
+
+def policy_step(params, normalizer: NormalizerState, raw_obs, key, obs_clip: float = OBS_CLIP):
+    """Act on a batch of raw observations (N, obs_dim).
+
+    Merges the batch into the normaliser first, then normalises it with the result.
+    Returns ``(normalizer, norm_obs, action, logp, value)``; ``action`` is the
+    unclipped Gaussian sample (map it with :func:`make_action_map` for the env).
+    """
+    normalizer = update_normalizer(normalizer, raw_obs)
+    obs = normalize(normalizer, raw_obs, obs_clip)
+    mean = actor_mean(params, obs)
+    log_std = params["log_std"]
+    action = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
+    logp = gaussian_log_prob(mean, log_std, action)
+    value = critic_value(params, obs)
+    return normalizer, obs, action, logp, value
+
+
+def make_action_map(low, high) -> Callable:
+    """Policy units -> env units: clip to [-1, 1], then map linearly onto [low, high].
+
+    Dimensions with an infinite bound get the clipped action unchanged.
+    """
+    low = np.asarray(low, np.float32)
+    high = np.asarray(high, np.float32)
+    if np.all(low == -1.0) and np.all(high == 1.0):
+        return lambda a: jnp.clip(a, -1.0, 1.0)
+    finite = np.isfinite(low) & np.isfinite(high)
+    lo = np.where(finite, low, -1.0).astype(np.float32)
+    hi = np.where(finite, high, 1.0).astype(np.float32)
+
+    def act_map(a):
+        a = jnp.clip(a, -1.0, 1.0)
+        return lo + 0.5 * (a + 1.0) * (hi - lo)
+
+    return act_map
+
+
+def _masked_mean(x, m, n):
+    return jnp.sum(x * m) / n
+
+
+def explained_variance(values, returns, mask=None):
+    """1 - Var[R - V] / Var[R] over the (masked) batch; NaN when Var[R] == 0."""
+    m = jnp.ones_like(returns) if mask is None else mask
+    n = jnp.maximum(jnp.sum(m), 1.0)
+    r_mean = _masked_mean(returns, m, n)
+    var_r = _masked_mean((returns - r_mean) ** 2, m, n)
+    res = returns - values
+    res_mean = _masked_mean(res, m, n)
+    var_res = _masked_mean((res - res_mean) ** 2, m, n)
+    return jnp.where(var_r > 0, 1.0 - var_res / jnp.where(var_r > 0, var_r, 1.0), jnp.nan)
+
+
+def make_update_fn(cfg: PPOConfig, tx: optax.GradientTransformation) -> Callable:
+    """``update(params, opt_state, batch: Transition, last_value, rng)``.
+
+    Runs GAE on the (T, N) batch, then ``update_epochs`` x ``num_minibatches``
+    clipped-surrogate steps.  Returns ``(params, opt_state, metrics)`` where metrics
+    are scalars: losses / approx_kl / clipfrac averaged over every minibatch step,
+    explained_variance of the rollout values, entropy and log_std of the updated
+    policy.  Pure: jit it, or call it inside a jitted scan.
+    """
+    n_mb = cfg.num_minibatches
+    eps = cfg.clip_range
+
+    def loss_fn(params, mb):
+        m = mb["valid"]
+        n = jnp.maximum(jnp.sum(m), 1.0)
+        log_std = params["log_std"]
+        logp = gaussian_log_prob(actor_mean(params, mb["obs"]), log_std, mb["action"])
+        logratio = logp - mb["logp"]
+        ratio = jnp.exp(logratio)
+        adv = mb["adv"]
+        adv_mean = _masked_mean(adv, m, n)
+        adv_std = jnp.sqrt(_masked_mean((adv - adv_mean) ** 2, m, n))
+        adv = (adv - adv_mean) / (adv_std + 1e-8)
+        pg = jnp.maximum(-adv * ratio, -adv * jnp.clip(ratio, 1.0 - eps, 1.0 + eps))
+        policy_loss = _masked_mean(pg, m, n)
+        value = critic_value(params, mb["obs"])
+        value_loss = _masked_mean((value - mb["ret"]) ** 2, m, n)
+        entropy = gaussian_entropy(log_std)
+        loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
+        aux = {
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "approx_kl": _masked_mean((ratio - 1.0) - logratio, m, n),
+            "clipfrac": _masked_mean((jnp.abs(ratio - 1.0) > eps).astype(jnp.float32), m, n),
+        }
+        return loss, aux
+
+    grad_fn = jax.grad(loss_fn, has_aux=True)
+
+    def update(params, opt_state, batch: Transition, last_value, rng):
+        adv, ret = compute_gae(
+            batch.reward,
+            batch.value,
+            batch.done,
+            last_value,
+            cfg.gamma,
+            cfg.gae_lambda,
+            truncated=batch.truncated,
+            truncated_values=batch.final_value,
+        )
+        size = batch.reward.size
+        if size % n_mb:
+            raise ValueError(f"batch of {size} transitions does not split into {n_mb} minibatches")
+        mb_size = size // n_mb
+        flat = {
+            "obs": batch.obs.reshape((size,) + batch.obs.shape[2:]),
+            "action": batch.action.reshape((size,) + batch.action.shape[2:]),
+            "logp": batch.logp.reshape(size),
+            "adv": adv.reshape(size),
+            "ret": ret.reshape(size),
+            "valid": batch.valid.astype(jnp.float32).reshape(size),
+        }
+        ev = explained_variance(batch.value.reshape(size), flat["ret"], flat["valid"])
+
+        def minibatch_step(carry, mb):
+            params, opt_state = carry
+            grads, aux = grad_fn(params, mb)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), aux
+
+        def epoch(carry, key):
+            perm = jax.random.permutation(key, size)
+            shuffled = jax.tree_util.tree_map(
+                lambda x: x[perm].reshape((n_mb, mb_size) + x.shape[1:]), flat
+            )
+            return jax.lax.scan(minibatch_step, carry, shuffled)
+
+        (params, opt_state), aux = jax.lax.scan(
+            epoch, (params, opt_state), jax.random.split(rng, cfg.update_epochs)
+        )
+        metrics = {k: jnp.mean(v) for k, v in aux.items()}
+        log_std = params["log_std"]
+        metrics["entropy"] = gaussian_entropy(log_std)
+        metrics["log_std"] = jnp.mean(log_std)
+        metrics["explained_variance"] = ev
+        return params, opt_state, metrics
+
+    return update
+
+
+def episode_metrics(n_finished, return_sum, n_success):
+    """(episode_return, success_rate) of the episodes finished in an update; NaN if none."""
+    n = jnp.asarray(n_finished, jnp.float32)
+    safe = jnp.maximum(n, 1.0)
+    return (
+        jnp.where(n > 0, return_sum / safe, jnp.nan),
+        jnp.where(n > 0, n_success / safe, jnp.nan),
+    )
+
+
+# ------------------------------------------------------------------- the trainer
+
+
+def space_dims(env) -> tuple[int, int]:
+    obs_dim = getattr(env, "obs_dim", None)
+    if obs_dim is None:
+        obs_dim = int(np.prod(env.observation_space.shape))
+    action_dim = getattr(env, "action_dim", None)
+    if action_dim is None:
+        action_dim = int(np.prod(env.action_space.shape))
+    return int(obs_dim), int(action_dim)
+
+
+class EnvFns:
+    """Single-env reset/step closures over a functional env and its params (vmap them)."""
+
+    def __init__(self, env, env_params):
+        self.env = env
+        self.params = env_params
+        self.act_map = make_action_map(env.action_space.low, env.action_space.high)
+        self._truncated = getattr(env, "truncated", None)
+        self._info = getattr(env, "info", None)
+        self.max_episode_steps = getattr(env, "max_episode_steps", None)
+
+    def reset(self, key):
+        k_init, k_obs = jax.random.split(key)
+        state = self.env.initial(k_init, self.params)
+        obs = self.env.observation(state, k_obs, self.params)
+        return state, jnp.asarray(obs, jnp.float32).reshape(-1)
+
+    def step(self, state, env_action, key, ep_length):
+        """One auto-resetting step.
+
+        Returns (state', obs', final_obs, reward, done, truncated_only, success) where
+        ``final_obs`` is the observation of the post-transition state (before any
+        reset) and ``state'``/``obs'`` are the reset ones where ``done``.
+        """
+        env, p = self.env, self.params
+        k_tr, k_rew, k_term, k_obs, k_reset = jax.random.split(key, 5)
+        nxt = env.transition(state, env_action, k_tr, p)
+        reward = jnp.asarray(env.reward(state, env_action, nxt, k_rew, p), jnp.float32)
+        term = jnp.asarray(env.terminal(nxt, k_term, p), bool)
+        if self._truncated is not None:
+            trunc = jnp.asarray(self._truncated(nxt, p), bool)
+        elif self.max_episode_steps is not None:
+            trunc = ep_length + 1 >= self.max_episode_steps
+        else:
+            trunc = jnp.asarray(False)
+        if self._info is not None:
+            success = jnp.asarray(self._info(nxt, p)["success"], bool)
+        else:
+            success = term
+        final_obs = jnp.asarray(env.observation(nxt, k_obs, p), jnp.float32).reshape(-1)
+        done = term | trunc
+        reset_state, reset_obs = self.reset(k_reset)
+        new_state = jax.tree_util.tree_map(lambda r, s: jnp.where(done, r, s), reset_state, nxt)
+        new_obs = jnp.where(done, reset_obs, final_obs)
+        return new_state, new_obs, final_obs, reward, done, trunc & ~term, success
+
+
+class PPOTrainer:
+    """PPO on a functional JAX env; see the module docstring.
+
+    ``init(seed) -> TrainState``; ``run_chunk(state, n) -> (state, metrics)`` where
+    metrics maps each of :data:`METRIC_NAMES` to a numpy array of length ``n``;
+    ``restore(flat) -> TrainState`` from :func:`prereg.ppo.checkpoint.load_checkpoint`.
+    """
+
+    def __init__(self, env, env_params, cfg: PPOConfig):
+        self.env = env
+        self.env_params = env_params
+        self.cfg = cfg
+        self.obs_dim, self.action_dim = space_dims(env)
+        self.tx = make_optimizer(cfg)
+        self.update_fn = make_update_fn(cfg, self.tx)
+        self.fns = EnvFns(env, env_params)
+        self._init_jit = jax.jit(self._init)
+        self._chunk_fns: dict[int, Callable] = {}
+
+    # -- state ---------------------------------------------------------------
+    def _init(self, seed):
+        cfg = self.cfg
+        rng = jax.random.PRNGKey(seed)
+        rng, k_params, k_env = jax.random.split(rng, 3)
+        params = init_params(k_params, self.obs_dim, self.action_dim, cfg.tier, cfg.log_std_init)
+        env_state, obs = jax.vmap(self.fns.reset)(jax.random.split(k_env, cfg.num_envs))
+        return TrainState(
+            params=params,
+            opt_state=self.tx.init(params),
+            normalizer=init_normalizer(self.obs_dim),
+            env_state=env_state,
+            obs=obs,
+            rng=rng,
+            update=jnp.zeros((), jnp.int32),
+            env_steps=jnp.zeros((), jnp.int32),
+            ep_return=jnp.zeros((cfg.num_envs,), jnp.float32),
+            ep_length=jnp.zeros((cfg.num_envs,), jnp.int32),
+        )
+
+    def init(self, seed: int | None = None) -> TrainState:
+        return self._init_jit(jnp.asarray(self.cfg.seed if seed is None else seed, jnp.int32))
+
+    def state_template(self):
+        """Shapes/dtypes of a TrainState (no computation)."""
+        return jax.eval_shape(self._init, jnp.zeros((), jnp.int32))
+
+    def restore(self, flat: dict) -> TrainState:
+        """TrainState from a checkpoint's flat ``{path: array}`` dict."""
+        from prereg.ppo.checkpoint import unflatten_like
+
+        return unflatten_like(self.state_template(), flat)
+
+    # -- one update ------------------------------------------------------------
+    def _rollout(self, params, normalizer, env_state, obs, ep_return, ep_length, rng):
+        cfg = self.cfg
+        step_env = jax.vmap(self.fns.step)
+
+        def step(carry, _):
+            normalizer, env_state, obs, ep_return, ep_length, rng = carry
+            rng, k_act, k_env = jax.random.split(rng, 3)
+            normalizer, obs_n, action, logp, value = policy_step(
+                params, normalizer, obs, k_act, cfg.obs_clip
+            )
+            env_state, next_obs, final_obs, reward, done, trunc, success = step_env(
+                env_state,
+                self.fns.act_map(action),
+                jax.random.split(k_env, cfg.num_envs),
+                ep_length,
+            )
+            final_value = critic_value(params, normalize(normalizer, final_obs, cfg.obs_clip))
+            ep_return = ep_return + reward
+            stats = (
+                jnp.sum(done.astype(jnp.int32)),
+                jnp.sum(jnp.where(done, ep_return, 0.0)),
+                jnp.sum((done & success).astype(jnp.int32)),
+            )
+            ep_return = jnp.where(done, 0.0, ep_return)
+            ep_length = jnp.where(done, 0, ep_length + 1)
+            tr = Transition(
+                obs=obs_n,
+                action=action,
+                logp=logp,
+                value=value,
+                reward=reward,
+                done=done,
+                truncated=trunc,
+                final_value=final_value,
+                valid=jnp.ones_like(reward),
+            )
+            return (normalizer, env_state, next_obs, ep_return, ep_length, rng), (tr, stats)
+
+        carry = (normalizer, env_state, obs, ep_return, ep_length, rng)
+        return jax.lax.scan(step, carry, None, length=cfg.num_steps)
+
+    def _one_update(self, state: TrainState, _):
+        cfg = self.cfg
+        rng, k_roll, k_upd = jax.random.split(state.rng, 3)
+        carry, (batch, stats) = self._rollout(
+            state.params,
+            state.normalizer,
+            state.env_state,
+            state.obs,
+            state.ep_return,
+            state.ep_length,
+            k_roll,
+        )
+        normalizer, env_state, obs, ep_return, ep_length, _ = carry
+        last_value = critic_value(state.params, normalize(normalizer, obs, cfg.obs_clip))
+        params, opt_state, m = self.update_fn(
+            state.params, state.opt_state, batch, last_value, k_upd
+        )
+        n_fin, ret_sum, n_succ = (jnp.sum(s) for s in stats)
+        episode_return, success_rate = episode_metrics(n_fin, ret_sum, n_succ)
+        new = TrainState(
+            params=params,
+            opt_state=opt_state,
+            normalizer=normalizer,
+            env_state=env_state,
+            obs=obs,
+            rng=rng,
+            update=state.update + 1,
+            env_steps=state.env_steps + cfg.batch_size,
+            ep_return=ep_return,
+            ep_length=ep_length,
+        )
+        metrics = {
+            "update": new.update,
+            "env_steps": new.env_steps,
+            "mean_reward": jnp.mean(batch.reward),
+            "episode_return": episode_return,
+            "success_rate": success_rate,
+            **m,
+        }
+        return new, {k: metrics[k] for k in METRIC_NAMES}
+
+    # -- chunks ----------------------------------------------------------------
+    def chunk_fn(self, num_updates: int) -> Callable:
+        """The jitted ``state -> (state, metrics)`` for ``num_updates`` (cached)."""
+        num_updates = int(num_updates)
+        if num_updates < 1:
+            raise ValueError(f"num_updates must be >= 1, got {num_updates}")
+        fn = self._chunk_fns.get(num_updates)
+        if fn is None:
+
+            def chunk(state):
+                return jax.lax.scan(self._one_update, state, None, length=num_updates)
+
+            fn = self._chunk_fns[num_updates] = jax.jit(chunk)
+        return fn
+
+    def run_chunk(self, state: TrainState, num_updates: int):
+        """Run ``num_updates`` PPO updates; returns (state, {metric: np.ndarray[n]})."""
+        state, metrics = self.chunk_fn(num_updates)(state)
+        return state, {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+
+
+def make_trainer(env, env_params, cfg: PPOConfig) -> PPOTrainer:
+    return PPOTrainer(env, env_params, cfg)
