@@ -11,16 +11,16 @@ import jax
 import numpy as np
 import pytest
 
-from prereg.ppo.checkpoint import (
+from prereg.ppo.networks import actor_mean
+from prereg.ppo.normalizer import NormalizerState, normalize
+from prereg.ppo.policy import export_policy, load_policy
+from prereg.ppo.trainer import PPOConfig, make_trainer
+from prereg.sweep.checkpoints import (
     CheckpointError,
     is_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from prereg.ppo.networks import actor_mean
-from prereg.ppo.normalizer import NormalizerState, normalize
-from prereg.ppo.policy import export_policy, load_policy
-from prereg.ppo.trainer import PPOConfig, make_trainer
 
 
 def _sibling(name):

@@ -98,8 +98,8 @@ def _train(reg: dict[str, Any], arm: str, cell_name: str, cfg: DictConfig, rd: R
     fidelity: dict[str, Any] = {}
     resumed = ck.latest_valid(ckpt_dir)
     if resumed is not None:
-        tree, meta, path = resumed
-        state = train.TrainState(jnp.asarray(tree[0]), _as_jax(tree[1]), jnp.asarray(tree[2]))
+        flat, meta, path = resumed
+        state = ck.unflatten_like(state, flat)
         done = int(meta["step"])
         frames = [pd.read_csv(metrics_path).query("step < @done")] if metrics_path.exists() else []
         if diag_path.exists():
@@ -149,7 +149,7 @@ def _train(reg: dict[str, Any], arm: str, cell_name: str, cfg: DictConfig, rd: R
             )
         ck.save_checkpoint(
             ckpt_dir / ck.periodic_name(int(state.step)),
-            (state.theta, state.opt_state, state.step),
+            state,
             {"step": int(state.step), "fidelity": fidelity},
         )
         ck.prune_periodic(ckpt_dir)
@@ -185,12 +185,6 @@ def _train(reg: dict[str, Any], arm: str, cell_name: str, cfg: DictConfig, rd: R
     }
     atomic_write_json(rd.path / "summary.json", summary)
     return summary
-
-
-def _as_jax(tree: Any) -> Any:
-    import jax
-
-    return jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x), tree)
 
 
 def _fidelity(theta, row, log_q, n, m, gates, reference) -> dict[str, Any]:

@@ -403,7 +403,7 @@ class PPOTrainer:
 
     ``init(seed) -> TrainState``; ``run_chunk(state, n) -> (state, metrics)`` where
     metrics maps each of :data:`METRIC_NAMES` to a numpy array of length ``n``;
-    ``restore(flat) -> TrainState`` from :func:`prereg.ppo.checkpoint.load_checkpoint`.
+    ``restore(flat) -> TrainState`` from :func:`prereg.sweep.checkpoints.load_checkpoint`.
     """
 
     def __init__(self, env, env_params, cfg: PPOConfig):
@@ -446,7 +446,7 @@ class PPOTrainer:
 
     def restore(self, flat: dict) -> TrainState:
         """TrainState from a checkpoint's flat ``{path: array}`` dict."""
-        from prereg.ppo.checkpoint import unflatten_like
+        from prereg.sweep.checkpoints import unflatten_like
 
         return unflatten_like(self.state_template(), flat)
 

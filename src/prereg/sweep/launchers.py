@@ -7,8 +7,14 @@ directory, and a profile's ``defaults: [submitit_slurm, _self_]`` still pulls in
 hydra-submitit-launcher schema it extends. ConfigStore contents travel with the pickled Hydra
 singletons into each submitit job, so jobs see the same profiles.
 
-``local`` is a bounded version of ``submitit_local``: at most ``array_parallelism`` jobs run at
-once (default: the CPUs this process may use), so a laptop is not oversubscribed by a 12-run sweep.
+``slurm`` runs a multirun as one SLURM job array through :class:`SlurmLauncher`, and ``local``
+is a bounded version of ``submitit_local`` (:class:`BoundedLocalLauncher`: at most
+``array_parallelism`` jobs at once, default the CPUs this process may use). Both wait for EVERY
+job. A job that dies outside its own code (SIGKILL, out of memory, ``scancel``, node failure,
+time limit) has no result to return: the stock launchers raise at the first such job, so Hydra
+never calls ``on_multirun_end`` and there is no verdict. Here its ``run.json`` is written as
+``failed`` ("killed by SLURM: state FAILED (job 123_4)"), its return value says so, the sweep
+logs the dead jobs by name, and the verdict callback still runs over every job's directory.
 
 :func:`ensure_slurm_cluster` checks (and, in CI or with ``PREREG_START_SLURM=1``, starts) the
 single-node SLURM cluster of ``launchers/slurm_cluster.sh``; the test suite's fixture uses it.
@@ -16,6 +22,7 @@ single-node SLURM cluster of ``launchers/slurm_cluster.sh``; the test suite's fi
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import os
 import subprocess
@@ -24,17 +31,21 @@ import time
 import types
 import warnings
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, filter_overrides
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, LocalQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
+
+from prereg.sweep.atomic import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +70,236 @@ def available_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Jobs that end without a result: record them, never raise (every launcher below)
+# --------------------------------------------------------------------------------------------
+#: Final states (sacct's, and the local executor's) of a job that ended without its result:
+#: waiting longer for its result file is pointless.
+DEAD_STATES = {
+    "slurm": frozenset(
+        {"FAILED", "CANCELLED", "OUT_OF_MEMORY", "NODE_FAIL", "TIMEOUT", "BOOT_FAIL", "DEADLINE"}
+    ),
+    # the local job controller killed by a signal, or exited without writing the result
+    "local": frozenset({"INTERRUPTED", "FINISHED"}),
+}
+#: run.json statuses that mean the run itself finished its work: a later death keeps them.
+SETTLED = ("completed", "halted", "skipped")
+
+
+@dataclass(frozen=True)
+class DeadJob:
+    """A job of a sweep that ended without returning (its process died or never ran)."""
+
+    num: int  # Hydra job number
+    job_id: str  # "<array>_<task>" on SLURM, the controller's pid locally
+    overrides: tuple[str, ...]
+    reason: str
+    run_dir: Path | None  # None if it could not be worked out
+    log: Path | None  # the job's stderr file
+
+
+def base_state(state: str) -> str:
+    """``'CANCELLED by 0'`` -> ``'CANCELLED'`` (sacct appends who cancelled)."""
+    words = state.split()
+    return words[0].upper() if words else "UNKNOWN"
+
+
+def death_reason(
+    executor: str,
+    state: str,
+    job_id: str,
+    error: str | None = None,
+    exit_status: int | None = None,
+) -> str:
+    """The one-line ``run.json`` reason for a job that died outside its own code."""
+    where = f"job {job_id}" if executor == "slurm" else f"local job {job_id}"
+    if error:  # the job's process raised outside the run (submitit's "error" outcome)
+        return f"failed outside the run ({where}): {error}"
+    if executor == "slurm":
+        return f"killed by SLURM: state {base_state(state)} ({where})"
+    how = f"exit status {exit_status}" if exit_status is not None else base_state(state)
+    return f"killed: job process ended without a result ({how}, {where})"
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of a traceback (the exception), or ''."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not set(ln.strip()) <= {"-"}]
+    tail = [ln for ln in lines if not ln.startswith("You can check full logs")]
+    return (tail or lines or [""])[-1][:300]
+
+
+def slurm_ids_of(job_id: str) -> dict[str, str]:
+    """``run.json["slurm"]`` as far as a submitit SLURM job id tells it (``123_4`` or ``123``)."""
+    array, sep, task = job_id.partition("_")
+    return {"array_job_id": array, "array_task_id": task} if sep else {"job_id": array}
+
+
+def killed_record(
+    previous: Mapping[str, Any] | None,
+    reason: str,
+    now: _dt.datetime,
+    job: Mapping[str, Any],
+    slurm: Mapping[str, str],
+) -> dict[str, Any] | None:
+    """``run.json`` for a job that died outside its own code; None keeps ``previous`` as is.
+
+    A run that had already finished its work (completed, halted, skipped) is kept. Otherwise
+    the record becomes ``failed`` with ``reason`` (plus the run's own last failure, e.g. the
+    SIGTERM that came before a SIGKILL), the wall time of the unfinished attempt is added, and
+    a job that never started gets its ``job`` and ``slurm`` fields so status views find it.
+    """
+    record = dict(previous or {})
+    if record.get("status") in SETTLED:
+        return None
+    wall = float(record.get("wall_seconds") or 0.0)
+    if record.get("status") == "running" and record.get("attempt_started_at"):
+        try:
+            started = _dt.datetime.fromisoformat(str(record["attempt_started_at"]))
+            wall += max(0.0, (now - started).total_seconds())
+        except (TypeError, ValueError):
+            pass
+    if record.get("status") == "failed" and record.get("reason"):
+        reason = f"{reason}; the run had recorded: {record['reason']}"
+    record.update(
+        status="failed",
+        reason=reason,
+        ended_at=now.isoformat(timespec="seconds"),
+        wall_seconds=wall,
+    )
+    if not record.get("job"):
+        record["job"] = dict(job)
+    if not record.get("slurm") and slurm:
+        record["slurm"] = dict(slurm)
+    return record
+
+
+def job_choices(choices: Mapping[str, Any]) -> dict[str, Any]:
+    """Config-group choices as ``run.json["job"]["choices"]`` holds them (as dispatch writes)."""
+    return {k: v for k, v in choices.items() if v is not None and not k.startswith("hydra")}
+
+
+def _job_dir(
+    launcher: BaseSubmititLauncher, overrides: Sequence[str], num: int, job_id: str
+) -> tuple[Path, dict[str, Any]]:
+    """A job's output directory and ``run.json["job"]``, composed exactly as the job does it.
+
+    Same steps as the job's own ``__call__`` + Hydra's ``run_job``: the sweep config for its
+    overrides (with the master config's resolver cache, so ``${now:...}`` agrees), its
+    ``hydra.job.num``/``id``, then ``hydra.sweep.dir`` / ``hydra.sweep.subdir``.
+    """
+    assert launcher.hydra_context is not None and launcher.config is not None
+    cfg = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
+    with open_dict(cfg.hydra.job) as job:
+        job.id = job_id
+        job.num = num
+    hydra_config = HydraConfig.instance()
+    saved = hydra_config.cfg
+    try:
+        hydra_config.set_config(cfg)  # ${hydra:...} in the subdir resolves against this job
+        sweep_dir = str(OmegaConf.select(cfg, "hydra.sweep.dir"))
+        subdir = str(OmegaConf.select(cfg, "hydra.sweep.subdir"))
+        record = {
+            "choices": job_choices(OmegaConf.to_container(cfg.hydra.runtime.choices)),
+            "overrides": list(OmegaConf.to_container(cfg.hydra.overrides.task)),
+        }
+    finally:
+        hydra_config.cfg = saved
+    return Path(os.path.abspath(os.path.join(sweep_dir, subdir))), record
+
+
+def _record_dead_job(
+    launcher: BaseSubmititLauncher, job: Any, num: int, overrides: Sequence[str], reason: str
+) -> DeadJob:
+    """Write the dead job's ``run.json`` as failed (best effort: a problem here is logged)."""
+    executor = getattr(launcher, "_EXECUTOR", "")
+    run_dir: Path | None = None
+    try:
+        run_dir, job_record = _job_dir(launcher, overrides, num, str(job.job_id))
+        previous = read_json(run_dir / "run.json")
+        record = killed_record(
+            previous if isinstance(previous, dict) else None,
+            reason,
+            _dt.datetime.now(_dt.timezone.utc),
+            job_record,
+            slurm_ids_of(str(job.job_id)) if executor == "slurm" else {},
+        )
+        if record is None:
+            log.warning(
+                f"job #{num} ({job.job_id}) died after its run ended "
+                f"({previous.get('status')}); run.json kept: {run_dir}"
+            )
+        else:
+            atomic_write_json(run_dir / "run.json", record)
+    except Exception as exc:  # noqa: BLE001 - the sweep (and its verdict) must go on
+        log.error(f"could not record the death of job #{num} ({job.job_id}) in run.json: {exc}")
+    stderr = getattr(getattr(job, "paths", None), "stderr", None)
+    return DeadJob(num, str(job.job_id), tuple(overrides), reason, run_dir, stderr)
+
+
+def dead_job_return(dead: DeadJob) -> JobReturn:
+    """A JobReturn Hydra's sweeper accepts (no raise), saying ``failed`` like dispatch does."""
+    ret = JobReturn(overrides=list(dead.overrides), status=JobStatus.COMPLETED)
+    ret.return_value = {"status": "failed", "reason": dead.reason, "killed": True}
+    if dead.run_dir is not None:
+        ret.working_dir = str(dead.run_dir)
+    return ret
+
+
+def dead_jobs_message(dead: Sequence[DeadJob], total: int) -> str:
+    """The sweep's closing log line naming every job that died (with its stderr file)."""
+    items = []
+    for d in dead:
+        where = f"; log {d.log}" if d.log else ""
+        items.append(f"#{d.num} {' '.join(filter_overrides(d.overrides))} ({d.reason}{where})")
+    return (
+        f"{len(dead)} of {total} jobs died without a result (their run.json now says failed; "
+        f"the other jobs' results are kept): " + " | ".join(items)
+    )
+
+
+def collect_results(
+    launcher: BaseSubmititLauncher,
+    jobs: Sequence[Any],
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
+) -> list[JobReturn]:
+    """Wait for EVERY job, then return their results in order, never raising for a dead job.
+
+    A task's own exception still comes back as Hydra's failed JobReturn (Hydra raises it, as
+    with any launcher). A job that died outside its code is recorded by
+    :func:`_record_dead_job` and returned as :func:`dead_job_return`; the sweep then logs one
+    line naming all of them.
+    """
+    from submitit.core.utils import FailedJobError, UncompletedJobError
+
+    executor = getattr(launcher, "_EXECUTOR", "")
+    dead_states = DEAD_STATES.get(executor, frozenset())
+    for job in jobs:
+        job.wait()
+    returns: list[JobReturn] = []
+    dead: list[DeadJob] = []
+    for i, (job, overrides) in enumerate(zip(jobs, job_overrides, strict=True)):
+        num = initial_job_idx + i
+        state = str(job.state)
+        try:
+            if not job.paths.result_pickle.exists() and base_state(state) in dead_states:
+                raise UncompletedJobError(f"no result (state: {state})")  # nothing to wait for
+            returns.append(job.results()[0])
+            continue
+        except FailedJobError as exc:
+            reason = death_reason(executor, state, str(job.job_id), last_line(str(exc)))
+        except UncompletedJobError:
+            # a local job's process exit status (submitit keeps the Popen; SLURM has sacct)
+            code = getattr(getattr(job, "_process", None), "returncode", None)
+            reason = death_reason(executor, str(job.state), str(job.job_id), exit_status=code)
+        d = _record_dead_job(launcher, job, num, overrides, reason)
+        dead.append(d)
+        returns.append(dead_job_return(d))
+    if dead:
+        log.error(dead_jobs_message(dead, len(jobs)))
+    return returns
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,11 +391,73 @@ class BoundedLocalLauncher(BaseSubmititLauncher):
                 except Exception:  # noqa: BLE001 - best effort on the way out
                     pass
             raise
-        return [j.results()[0] for j in jobs]
+        return collect_results(self, jobs, job_overrides, initial_job_idx)
 
 
-def _rebuild_bounded_local_launcher(state: dict[str, Any]) -> BoundedLocalLauncher:
-    launcher = BoundedLocalLauncher.__new__(BoundedLocalLauncher)
+# --------------------------------------------------------------------------------------------
+# SLURM launcher
+# --------------------------------------------------------------------------------------------
+class SlurmLauncher(submitit_launcher.SlurmLauncher):
+    """hydra-submitit-launcher's SlurmLauncher (one job array per sweep) that waits for every job.
+
+    Submission is the stock one. Collection is :func:`collect_results`: a job killed at the
+    SLURM level (UncompletedJobError: FAILED, CANCELLED, OUT_OF_MEMORY, NODE_FAIL, TIMEOUT)
+    ends ``failed`` in its ``run.json`` and the sweep (and its verdict) goes on. A requeued job
+    (preemption, ``scontrol requeue``, time limit via ``checkpoint()``) re-runs the same Hydra
+    job in the same directory; the runner resumes from its checkpoint there.
+    """
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        import submitit
+
+        assert self.config is not None
+        num_jobs = len(job_overrides)
+        assert num_jobs > 0
+        # executor and parameters exactly as BaseSubmititLauncher.launch (plugin 1.2.0)
+        params = dict(self.params)
+        init_keys = {"max_num_timeout", "submitit_folder"}
+        init = {f"{self._EXECUTOR}_max_num_timeout": params["max_num_timeout"]}
+        executor = submitit.AutoExecutor(
+            folder=params["submitit_folder"], cluster=self._EXECUTOR, **init
+        )
+        base = set(OmegaConf.structured(BaseQueueConf).keys())
+        executor.update_parameters(
+            **{
+                (k if k in base else f"{self._EXECUTOR}_{k}"): v
+                for k, v in params.items()
+                if k not in init_keys
+            }
+        )
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        log.info(f"SLURM sweep ({num_jobs} jobs as one job array), output dir : {sweep_dir}")
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+
+        job_params: list[tuple[Any, ...]] = []
+        for i, overrides in enumerate(job_overrides):
+            idx = initial_job_idx + i
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            job_params.append(
+                (
+                    list(overrides),
+                    "hydra.sweep.dir",
+                    idx,
+                    f"job_id_for_{idx}",
+                    Singleton.get_state(),
+                )
+            )
+        jobs = executor.map_array(self, *zip(*job_params, strict=True))
+        ids = sorted({str(j.job_id).split("_")[0] for j in jobs})
+        log.info(f"submitted SLURM job array {', '.join(ids)} ({num_jobs} tasks); waiting for all")
+        return collect_results(self, jobs, job_overrides, initial_job_idx)
+
+
+def _rebuild_launcher(cls: type, state: dict[str, Any]) -> Any:
+    """Unpickle a launcher plugin instance as the real class ``cls`` (see below)."""
+    launcher = cls.__new__(cls)
     launcher.__dict__.update(state)
     return launcher
 
@@ -162,10 +465,10 @@ def _rebuild_bounded_local_launcher(state: dict[str, Any]) -> BoundedLocalLaunch
 # Hydra instantiates a launcher only from a registered plugin class whose name starts with
 # "hydra_plugins." (Plugins._instantiate), imported from its `_target_`. Rather than installing
 # a module into the shared hydra_plugins namespace, register_launcher_profiles() puts an alias
-# module hydra_plugins.prereg_launchers into sys.modules holding the class below, and registers
-# it with Hydra's Plugins. That alias module does not exist in other processes, so:
-# - a launcher *instance* pickles (into each submitit job) as the real, importable
-#   prereg.sweep.launchers.BoundedLocalLauncher (__reduce__ below);
+# module hydra_plugins.prereg_launchers into sys.modules holding the classes below, and
+# registers them with Hydra's Plugins. That alias module does not exist in other processes, so:
+# - a launcher *instance* pickles (into each submitit job, and again into a requeue's
+#   DelayedSubmission) as the real, importable prereg.sweep.launchers class (__reduce__ below);
 # - the alias *class*, which is inside Hydra's Plugins singleton and so inside the singleton
 #   state that every submitit launcher (slurm too) ships to its jobs, is pickled by value
 #   (cloudpickle.register_pickle_by_value), so unpickling never imports the alias module.
@@ -174,12 +477,21 @@ PLUGIN_MODULE = "hydra_plugins.prereg_launchers"
 
 class _BoundedLocalLauncherPlugin(BoundedLocalLauncher):
     def __reduce__(self) -> Any:
-        return (_rebuild_bounded_local_launcher, (self.__dict__,))
+        return (_rebuild_launcher, (BoundedLocalLauncher, self.__dict__))
 
 
-_BoundedLocalLauncherPlugin.__module__ = PLUGIN_MODULE
-_BoundedLocalLauncherPlugin.__name__ = "BoundedLocalLauncher"
-_BoundedLocalLauncherPlugin.__qualname__ = "BoundedLocalLauncher"
+class _SlurmLauncherPlugin(SlurmLauncher):
+    def __reduce__(self) -> Any:
+        return (_rebuild_launcher, (SlurmLauncher, self.__dict__))
+
+
+for _plugin, _name in (
+    (_BoundedLocalLauncherPlugin, "BoundedLocalLauncher"),
+    (_SlurmLauncherPlugin, "SlurmLauncher"),
+):
+    _plugin.__module__ = PLUGIN_MODULE
+    _plugin.__name__ = _name
+    _plugin.__qualname__ = _name
 
 
 def _register_plugin_alias() -> None:
@@ -191,8 +503,10 @@ def _register_plugin_alias() -> None:
         module = types.ModuleType(PLUGIN_MODULE, "alias made by prereg.sweep.launchers")
         sys.modules[PLUGIN_MODULE] = module
     module.BoundedLocalLauncher = _BoundedLocalLauncherPlugin  # type: ignore[attr-defined]
+    module.SlurmLauncher = _SlurmLauncherPlugin  # type: ignore[attr-defined]
     cloudpickle.register_pickle_by_value(module)
     Plugins.instance().register(_BoundedLocalLauncherPlugin)
+    Plugins.instance().register(_SlurmLauncherPlugin)
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,10 +571,20 @@ def _run_script(subcommand: str, timeout: float) -> tuple[int, str]:
     return proc.returncode, msg
 
 
+def slurm_required() -> bool:
+    """``PREREG_REQUIRE_SLURM=1`` (set by ``.ci/run``): SLURM tests must fail, not skip."""
+    return os.environ.get("PREREG_REQUIRE_SLURM") == "1"
+
+
 def slurm_start_allowed() -> bool:
-    """Starting a cluster is allowed in CI (``CI`` set) or with ``PREREG_START_SLURM=1``."""
+    """Starting a cluster is allowed in CI (``CI`` set), with ``PREREG_START_SLURM=1``, or
+    where SLURM is required (``PREREG_REQUIRE_SLURM=1``)."""
     ci = os.environ.get("CI", "").strip().lower()
-    return (ci not in ("", "0", "false", "no")) or os.environ.get("PREREG_START_SLURM") == "1"
+    return (
+        (ci not in ("", "0", "false", "no"))
+        or os.environ.get("PREREG_START_SLURM") == "1"
+        or slurm_required()
+    )
 
 
 def ensure_slurm_cluster(

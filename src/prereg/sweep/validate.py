@@ -196,14 +196,15 @@ def validate_env(cfg: DictConfig) -> None:
     try:
         validate_env_id(env_id)
     except ValueError as exc:
-        raise ConfigError("env.id", str(exc).removeprefix("env.id: ")) from None
+        message = str(exc).removeprefix("env.id: ").removeprefix("env.id=")
+        raise ConfigError("env.id", message) from None
 
 
 def checkpoint_path(key: str, value: object) -> None:
     """A path that exists and holds a prereg PPO checkpoint."""
     from pathlib import Path
 
-    from prereg.ppo.checkpoint import is_checkpoint
+    from prereg.sweep.checkpoints import is_checkpoint
 
     path = Path(str(value))
     if not path.exists():

@@ -81,6 +81,11 @@ class MesaDockParams:
     linear_drag: float = 0.5  # 1/s; top speed = thrust_accel / linear_drag = 4 m/s
     torque_accel: float = 6.0  # rad/s^2 at torque = +-1
     angular_drag: float = 3.0  # 1/s; top turn rate = torque_accel / angular_drag = 2 rad/s
+    # steering authority scales with speed (a car, not a tank): the torque is multiplied by
+    # turn_floor + (1 - turn_floor) * min(|speed| / turn_speed, 1). With turn_floor 0 the vehicle
+    # cannot turn on the spot; below turn_speed its turning radius is >= turn_speed / top turn rate.
+    turn_floor: float = 0.0
+    turn_speed: float = 1.0  # m/s
 
     # --- reward_phase3: potential progress + control cost + success bonus ---
     # phase3 = w_distance * (d - d') + w_alignment * (cos' - cos) - w_control * |a|^2
@@ -221,7 +226,9 @@ class MesaDockFuncEnv(FuncEnv):
         a = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
         thrust, torque = a[..., 0], a[..., 1]
         v = state[..., IV] + p.dt * (p.thrust_accel * thrust - p.linear_drag * state[..., IV])
-        w = state[..., IW] + p.dt * (p.torque_accel * torque - p.angular_drag * state[..., IW])
+        steer = p.turn_floor + (1.0 - p.turn_floor) * jnp.minimum(jnp.abs(v) / p.turn_speed, 1.0)
+        w0 = state[..., IW]
+        w = w0 + p.dt * (p.torque_accel * steer * torque - p.angular_drag * w0)
         th = _wrap_angle(state[..., ITH] + p.dt * w)
         x = state[..., IX] + p.dt * v * jnp.cos(th)
         y = state[..., IY] + p.dt * v * jnp.sin(th)
