@@ -1,0 +1,186 @@
+"""PPO through run.py: the run-directory files, eval-only mode, resume, segments, bad input."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import REPO, run_cli
+
+import prereg  # noqa: F401 - registers prereg/MesaDock-v0
+from prereg.ppo.policy import load_policy
+from prereg.sweep.checkpoints import load_checkpoint
+
+TINY = [
+    "experiment=ppo", "tier=small", "ppo.num_envs=16", "ppo.num_steps=32",
+    "ppo.num_minibatches=4", "ppo.update_epochs=2", "ppo.chunk_updates=2", "ppo.eval_every=2",
+    "ppo.eval_seeds=8",
+]  # fmt: skip
+COLUMNS = [
+    "update", "env_steps", "mean_reward", "episode_return", "success_rate", "entropy",
+    "log_std", "value_loss", "policy_loss", "approx_kl", "clipfrac", "explained_variance", "sps",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ppo") / "run"
+    proc = run_cli(*TINY, "ppo.updates=6", f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_a_run_writes_every_file_with_the_named_columns(trained):
+    record = json.loads((trained / "run.json").read_text())
+    assert record["status"] == "completed" and record["experiment"] == "ppo"
+    metrics = pd.read_csv(trained / "metrics.csv")
+    assert list(metrics.columns) == COLUMNS
+    assert list(metrics["update"]) == [1, 2, 3, 4, 5, 6]
+    assert list(metrics["env_steps"]) == [512 * k for k in range(1, 7)]
+    # entropy is the 2-D Gaussian's: sum over dims of (ln(2 pi e)/2 + log_std)
+    expected = 2 * (0.5 * np.log(2 * np.pi * np.e) + metrics["log_std"])
+    np.testing.assert_allclose(metrics["entropy"], expected, rtol=1e-5)
+    ev = json.loads((trained / "logs" / "evaluation_seed_10000.json").read_text())
+    assert {"success_rate", "mean_terminal_alignment", "mean_steps", "mean_return"} <= set(ev)
+    episodes = pd.read_csv(trained / "logs" / "evaluation_seed_10000_episodes.csv")
+    assert list(episodes["seed"]) == list(range(10000, 10032))
+    for name in ("final", "best", "step_00000006"):
+        assert (trained / "checkpoints" / name / "checkpoint.json").exists(), name
+    summary = json.loads((trained / "summary.json").read_text())
+    assert summary["env_steps"] == 3072 and summary["evaluation"] == ev
+
+
+@pytest.mark.slow
+def test_the_exported_policy_loads_with_one_call_and_acts_in_the_gymnasium_env(trained):
+    policy = load_policy(trained / "policies" / "policy.npz")
+    env = gymnasium.make("prereg/MesaDock-v0")
+    obs, _ = env.reset(seed=10000)
+    total = 0.0
+    for _ in range(200):
+        obs, reward, terminated, truncated, _ = env.step(policy(obs))
+        total += reward
+        if terminated or truncated:
+            break
+    assert np.isfinite(total)
+    assert truncated or terminated
+
+
+@pytest.mark.slow
+def test_eval_only_mode_is_deterministic(trained, tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        proc = run_cli(
+            "experiment=ppo_eval", "eval=seed_20000",
+            f"checkpoint={trained / 'checkpoints' / 'final'}", f"hydra.run.dir={out}",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outs.append((out / "logs" / "evaluation_seed_20000.json").read_text())
+    assert outs[0] == outs[1]
+    assert json.loads(outs[0])["n_seeds"] == 32 and json.loads(outs[0])["seed_start"] == 20000
+
+
+@pytest.mark.slow
+def test_a_segment_continues_with_cumulative_env_steps(trained, tmp_path):
+    out = tmp_path / "ext1"
+    proc = run_cli(
+        *TINY, "ppo.updates=2", f"ppo.init_from={trained / 'checkpoints' / 'final'}",
+        f"hydra.run.dir={out}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics["update"]) == [7, 8]
+    assert list(metrics["env_steps"]) == [3584, 4096]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["segment"]["start_env_steps"] == 3072
+    assert summary["segment"]["init_from"] == str((trained / "checkpoints" / "final").resolve())
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(trained, tmp_path):
+    victim = tmp_path / "victim"
+    cmd = [sys.executable, str(REPO / "run.py"), *TINY, "ppo.updates=6", f"hydra.run.dir={victim}"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (victim / "checkpoints" / "step_00000002").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert json.loads((victim / "run.json").read_text())["status"] == "running"
+    done = run_cli(*TINY, "ppo.updates=6", f"hydra.run.dir={victim}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((victim / "run.json").read_text())["attempts"] == 2
+    a = pd.read_csv(trained / "metrics.csv").drop(columns="sps")
+    b = pd.read_csv(victim / "metrics.csv").drop(columns="sps")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    fa, _ = load_checkpoint(trained / "checkpoints" / "final")
+    fb, _ = load_checkpoint(victim / "checkpoints" / "final")
+    assert fa.keys() == fb.keys()
+    for key in fa:
+        np.testing.assert_array_equal(fa[key], fb[key], err_msg=key)
+
+
+@pytest.mark.slow
+def test_the_gymnasium_backend_trains_on_pendulum(tmp_path):
+    out = tmp_path / "pendulum"
+    proc = run_cli(
+        "experiment=ppo", "ppo.backend=gymnasium", "env.id=Pendulum-v1", "tier=small",
+        "ppo.updates=2", "ppo.num_envs=4", "ppo.num_steps=64", "ppo.num_minibatches=4",
+        "ppo.update_epochs=1", "ppo.eval_seeds=2", "eval.n_seeds=2", f"hydra.run.dir={out}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert len(metrics) == 2 and np.isfinite(metrics["value_loss"]).all()
+    assert json.loads((out / "summary.json").read_text())["env_id"] == "Pendulum-v1"
+
+
+GYM = "ppo.backend=gymnasium"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["tier=huge"], "error: tier: unknown option 'huge' (allowed: large, medium, small)"),
+        (["variant=mixed_2"], "error: variant: unknown option 'mixed_2'"),
+        (["ppo.lr=0"], "error: ppo.lr: must be > 0"),
+        (["ppo.lr=-3e-4"], "error: ppo.lr: must be > 0"),
+        (["ppo.clip_range=0"], "error: ppo.clip_range: must be > 0"),
+        (["ppo.mixed_lambda=1.5"], "error: ppo.mixed_lambda: must lie in [0, 1]"),
+        (["ppo.init_from=/no/such/ckpt"], "error: ppo.init_from: /no/such/ckpt does not exist"),
+        (
+            ["ppo.backend=gymnasium", "env.id=Nope-v9"],
+            "error: env.id: 'Nope-v9' is not a registered",
+        ),
+        (
+            ["ppo.backend=gymnasium", "env.id=CartPole-v1"],
+            "error: env.id: 'CartPole-v1' has action space Discrete",
+        ),
+    ],
+)
+def test_ppo_bad_input_is_one_line(tmp_path, args, expected):
+    out = tmp_path / "run"
+    proc = run_cli("experiment=ppo", *args, f"hydra.run.dir={out}", timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(expected), proc.stderr
+    assert not out.exists()
+
+
+def test_eval_of_something_that_is_not_a_checkpoint_is_one_line(tmp_path):
+    (tmp_path / "junk").mkdir()
+    for path, expected in [
+        (tmp_path / "missing", "does not exist"),
+        (tmp_path / "junk", "is not a prereg PPO checkpoint"),
+    ]:
+        proc = run_cli("experiment=ppo_eval", f"checkpoint={path}", f"hydra.run.dir={tmp_path}/o")
+        assert proc.returncode == 2
+        assert proc.stderr.strip().startswith("error: checkpoint: ") and expected in proc.stderr
