@@ -13,6 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from prereg.ppo.ladder_runner import registered_sweep_order
 from prereg.sweep import precheck
 from prereg.sweep.dispatch import run_task
 from prereg.sweep.launchers import register_launcher_profiles
@@ -34,4 +35,5 @@ if __name__ == "__main__":
     status = precheck.check(sys.argv[1:], CONF_DIR)
     if status:
         sys.exit(status)
+    sys.argv[1:] = registered_sweep_order(sys.argv[1:], CONF_DIR)  # ladder: registered order
     main()

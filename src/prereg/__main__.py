@@ -28,6 +28,18 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _best_state(args: argparse.Namespace) -> int:
+    from prereg.ppo.ladder_verdict import best_state_report
+
+    for path in args.run_dirs:
+        if not Path(path).is_dir():
+            print(f"error: run_dirs: {path} is not a directory", file=sys.stderr)
+            return 2
+    text, status = best_state_report(args.run_dirs, as_json=args.json)
+    print(text)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one subcommand."""
     parser = argparse.ArgumentParser(prog="python -m prereg", description=__doc__)
@@ -49,6 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("sweep_dir")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=_status)
+    p = sub.add_parser(
+        "best-state",
+        help="Path A: the best saved state of PPO runs by the registered eval, and its checkpoint",
+    )
+    p.add_argument("run_dirs", nargs="+", help="run dirs (segments of one chain, or any runs)")
+    p.add_argument("--json", action="store_true", help="print the states as JSON")
+    p.set_defaults(func=_best_state)
     args = parser.parse_args(argv)
     if hasattr(args, "sweep_dir") and not Path(args.sweep_dir).is_dir():
         print(f"error: sweep_dir: {args.sweep_dir} is not a directory", file=sys.stderr)

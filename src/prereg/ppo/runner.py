@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prereg.sweep import checkpoints as ck
 from prereg.sweep.atomic import atomic_write_csv, atomic_write_json, read_json
+from prereg.sweep.candidates import KNOBS, apply_candidate, candidate_name
 from prereg.sweep.registration import registration_hash, to_plain
 from prereg.sweep.rundir import RunDir, check_registration, guarded_run
 from prereg.sweep.schema import PPORegistration
@@ -150,6 +152,21 @@ class Progress:
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train (or resume, or skip if completed) one PPO run in ``run_dir``; returns its summary."""
+    return run_ppo(cfg, run_dir, "ppo", train)
+
+
+def run_ppo(
+    cfg: DictConfig,
+    run_dir: Path,
+    experiment: str,
+    body: Callable[[DictConfig, RunDir], dict[str, Any]],
+) -> dict[str, Any]:
+    """The run-dir life of a PPO-trained run: candidate applied, registration checked, guarded.
+
+    ``body(cfg, rd)`` does the work (:func:`train`, or the ladder's train + grade); a run
+    already completed in ``run_dir`` is not redone.
+    """
+    cfg = apply_candidate(cfg)
     reg = to_plain(typed_registration(cfg, PPORegistration))
     reg_hash = registration_hash(reg)
     rd = RunDir(run_dir)
@@ -159,7 +176,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         log.info("%s already completed; not redone", run_dir)
         return read_json(run_dir / "summary.json") or {}
     atomic_write_json(run_dir / "registration.json", reg)
-    return guarded_run(rd, "ppo", reg["name"], reg_hash, lambda: train(cfg, rd))
+    return guarded_run(rd, experiment, reg["name"], reg_hash, lambda: body(cfg, rd))
 
 
 def _check_finite(frame: pd.DataFrame) -> None:
@@ -261,6 +278,8 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
     last = metrics.iloc[-1]
     summary = {
         "experiment": "ppo",
+        "candidate": candidate_name(cfg),
+        "hparams": {k: float(p[k]) for k in KNOBS},
         "variant": str(p.variant),
         "tier": settings["tier"],
         "env_id": settings["env_id"],
@@ -289,6 +308,19 @@ def _meta(settings: dict, segment: dict, state: Any, evaluation: dict | None = N
     }
 
 
+def eval_checkpoint(
+    checkpoint: Path, run_dir: Path, seed_start: int, n_seeds: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Evaluate a saved checkpoint into ``run_dir/logs`` (:func:`write_eval`); (summary, meta)."""
+    from prereg.sweep.jaxcache import enable_compilation_cache
+
+    enable_compilation_cache()
+    flat, meta = ck.load_checkpoint(checkpoint)
+    built = build(meta["settings"])
+    state = built.trainer.restore(flat)
+    return write_eval(run_dir, built, state, seed_start, n_seeds), meta
+
+
 def run_eval(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """experiment=ppo_eval: evaluate a saved checkpoint at ``eval.seed_start`` (deterministic)."""
     reg = to_plain(typed_registration(cfg, PPORegistration))
@@ -296,14 +328,8 @@ def run_eval(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     rd = RunDir(run_dir)
 
     def body() -> dict[str, Any]:
-        from prereg.sweep.jaxcache import enable_compilation_cache
-
-        enable_compilation_cache()
-        flat, meta = ck.load_checkpoint(cfg.checkpoint)
-        built = build(meta["settings"])
-        state = built.trainer.restore(flat)
-        evaluation = write_eval(
-            rd.path, built, state, int(cfg.eval.seed_start), int(cfg.eval.n_seeds)
+        evaluation, meta = eval_checkpoint(
+            Path(cfg.checkpoint), rd.path, int(cfg.eval.seed_start), int(cfg.eval.n_seeds)
         )
         summary = {
             "experiment": "ppo_eval",

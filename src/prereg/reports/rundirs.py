@@ -98,3 +98,11 @@ def find_runs(paths: list[str | Path], max_depth: int = 3) -> list[RunInfo]:
                             nxt.append(child)
                 frontier = nxt
     return [load_run(p) for p in sorted(found)]
+
+
+def by_registration(runs: list[RunInfo]) -> dict[str | None, list[RunInfo]]:
+    """Runs grouped by the registration hash in their run.json (None: not started yet)."""
+    groups: dict[str | None, list[RunInfo]] = {}
+    for r in runs:
+        groups.setdefault(r.registration_hash, []).append(r)
+    return groups

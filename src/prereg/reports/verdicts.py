@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from prereg.reports.rundirs import find_runs
 from prereg.sweep.callbacks import verdict_function
@@ -24,3 +26,19 @@ def write_any_verdict(sweep_dir: Path) -> str:
     if writer is None:
         return f"{sweep_dir}: no verdict for experiment {exp!r} (no run.json naming one found)"
     return writer(sweep_dir)
+
+
+def write_verdict_files(
+    sweep_dir: Path,
+    compute: Callable[[Path], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+) -> str:
+    """``compute`` the verdict, write ``verdict.json`` and ``render``'s ``verdict.md``; the text."""
+    from prereg.sweep.atomic import atomic_write_json, atomic_write_text
+
+    sweep_dir = Path(sweep_dir)
+    v = compute(sweep_dir)
+    text = render(v)
+    atomic_write_json(sweep_dir / "verdict.json", v)
+    atomic_write_text(sweep_dir / "verdict.md", text)
+    return text

@@ -17,6 +17,7 @@ log = logging.getLogger("prereg")
 # runner name -> "module:function(sweep_dir) -> markdown text"; written beside the runs
 VERDICTS = {
     "exp9": "prereg.exp9.verdict:write_verdict",
+    "ppo_ladder": "prereg.ppo.ladder_verdict:write_verdict",
 }
 
 

@@ -22,6 +22,7 @@ log = logging.getLogger("prereg")
 RUNNERS = {
     "exp9": "prereg.exp9.runner:run",
     "ppo": "prereg.ppo.runner:run",
+    "ppo_ladder": "prereg.ppo.ladder_runner:run",
     "ppo_eval": "prereg.ppo.runner:run_eval",
 }
 

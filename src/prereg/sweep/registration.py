@@ -55,3 +55,31 @@ def differing_constants(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:
         elif va != vb:
             out.append(dotted)
     return out
+
+
+def registration_status(reg: Mapping, reg_hash: str, schema: type) -> dict[str, Any]:
+    """Whether a run's registration is the frozen file's: name, hashes, differing constants."""
+    try:
+        frozen = to_plain(
+            OmegaConf.merge(OmegaConf.structured(schema), load_registered(reg["name"]))
+        )
+    except OSError:
+        frozen = None
+    differing = differing_constants(frozen, reg) if frozen is not None else ["<no frozen file>"]
+    return {
+        "name": reg["name"],
+        "hash": reg_hash,
+        "frozen_hash": registration_hash(frozen) if frozen is not None else None,
+        "registered": not differing,
+        "differing_constants": differing,
+    }
+
+
+def registration_line(status: Mapping[str, Any]) -> str:
+    """One Markdown line: the registration matches the frozen file, or which constants differ."""
+    if status["registered"]:
+        return f"Registration {status['name']} (hash {status['hash']}): matches the frozen file."
+    return (
+        f"Registration {status['name']} (hash {status['hash']}, frozen {status['frozen_hash']}): "
+        f"**NOT the registered constants** — differs in {', '.join(status['differing_constants'])}."
+    )

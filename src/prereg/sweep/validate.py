@@ -13,10 +13,18 @@ from collections.abc import Callable
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from prereg.sweep.candidates import (
+    KNOBS,
+    apply_candidate,
+    check_candidate,
+    registered_names,
+    task_overrides,
+)
 from prereg.sweep.errors import ConfigError, simplify_message
 from prereg.sweep.schema import RUNNERS, Exp9Registration, PPORegistration, PreregConfig
 
 AUX_FORMS = ("rho", "noise")
+LADDER_MODES = ("sequential", "parallel")
 
 
 def _number(key: str, value: object) -> float:
@@ -235,13 +243,36 @@ def validate_ppo_registration(cfg: DictConfig) -> DictConfig:
                 f"order {cand.order} repeats that of {orders[cand.order]}; orders must be unique",
             )
         orders[cand.order] = name
+        if not cand.set:
+            raise ConfigError(f"registration.candidates.{name}.set", "changes no hparam", KNOBS)
+        for knob, value in cand.set.items():
+            one_of(f"registration.candidates.{name}.set", knob, KNOBS)
+            _number(f"registration.candidates.{name}.set.{knob}", value)
     return reg
 
 
 def validate_ppo(cfg: DictConfig) -> None:
-    """experiment=ppo: the registration, the hyper-parameters, tier, eval and env."""
+    """experiment=ppo: registration, candidate (if any), hyper-parameters, tier, eval, env."""
     validate_ppo_registration(cfg)
-    validate_ppo_hparams(cfg)
+    check_candidate(cfg)
+    validate_ppo_hparams(apply_candidate(cfg))
+
+
+def validate_ppo_ladder(cfg: DictConfig) -> None:
+    """experiment=ppo_ladder: a ppo run with a registered candidate, a mode, the stage-1 eval."""
+    reg = validate_ppo_registration(cfg)
+    if cfg.candidate is None:
+        raise ConfigError("candidate", "no candidate selected", registered_names(reg))
+    validate_ppo(cfg)
+    one_of("ladder.mode", cfg.ladder.mode, LADDER_MODES)
+    for override in task_overrides(cfg):
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key == "eval" or key.startswith("eval."):
+            raise ConfigError(
+                key,
+                "the ladder evaluates at the registered seeds; override registration.stage1 "
+                "or registration.stage3 instead",
+            )
 
 
 def validate_ppo_eval(cfg: DictConfig) -> None:
@@ -256,6 +287,7 @@ def validate_ppo_eval(cfg: DictConfig) -> None:
 VALIDATORS: dict[str, Callable[[DictConfig], None]] = {
     "exp9": validate_exp9,
     "ppo": validate_ppo,
+    "ppo_ladder": validate_ppo_ladder,
     "ppo_eval": validate_ppo_eval,
 }
 
