@@ -124,13 +124,9 @@ def _train(reg: dict[str, Any], arm: str, cell_name: str, cfg: DictConfig, rd: R
         halted = None
         for i, step in enumerate(frame["step"]):
             if step == 0:
-                fidelity["first"] = _fidelity(
-                    thetas[i], frame.iloc[i], log_q, n, m, gates, reference
-                )
+                fidelity["first"] = _fidelity(thetas[i], frame.iloc[i], n, m, gates, reference)
             if step == step_cap - 1:
-                fidelity["last"] = _fidelity(
-                    thetas[i], frame.iloc[i], log_q, n, m, gates, reference
-                )
+                fidelity["last"] = _fidelity(thetas[i], frame.iloc[i], n, m, gates, reference)
             if step in diag_at:
                 d = diagnostics.kernel_diagnostics(thetas[i], n, m)
                 failed = diagnostics.check_diagnostics(d, p4_gates)

@@ -13,17 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import OmegaConf
 
 from prereg.exp9 import analysis
 from prereg.reports.rundirs import RunInfo, find_runs
-from prereg.sweep.atomic import atomic_write_json, atomic_write_text
-from prereg.sweep.registration import (
-    differing_constants,
-    load_registered,
-    registration_hash,
-    to_plain,
-)
+from prereg.reports.verdicts import write_verdict_files
+from prereg.sweep.registration import registration_line, registration_status
 from prereg.sweep.schema import Exp9Registration
 
 OUTCOMES = {
@@ -97,21 +91,7 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
         out["refused"] = "registration.json missing from every run"
         out["outcome"] = {"number": 0, "sentence": "no verdict: " + out["refused"]}
         return out
-    frozen = None
-    try:
-        frozen = to_plain(
-            OmegaConf.merge(OmegaConf.structured(Exp9Registration), load_registered(reg["name"]))
-        )
-    except OSError:
-        pass
-    differing = differing_constants(frozen, reg) if frozen is not None else ["<no frozen file>"]
-    out["registration"] = {
-        "name": reg["name"],
-        "hash": chosen,
-        "frozen_hash": registration_hash(frozen) if frozen is not None else None,
-        "registered": not differing,
-        "differing_constants": differing,
-    }
+    out["registration"] = registration_status(reg, chosen, Exp9Registration)
     arms, cells = list(reg["lambdas"]), list(reg["cells"])
     by_key: dict[tuple[str, str], dict[str, Any]] = {}
     for x in runs:
@@ -407,14 +387,7 @@ def render_markdown(v: dict[str, Any]) -> str:
         )
     reg, runs = v["registration"], v["runs"]
     lines += [f"**Outcome {o['number']}** — {o['sentence']}", ""]
-    if reg["registered"]:
-        lines.append(f"Registration {reg['name']} (hash {reg['hash']}): matches the frozen file.")
-    else:
-        differing = ", ".join(reg["differing_constants"])
-        lines.append(
-            f"Registration {reg['name']} (hash {reg['hash']}, frozen {reg['frozen_hash']}): "
-            f"**NOT the registered constants** — differs in {differing}."
-        )
+    lines.append(registration_line(reg))
     lines += ["", f"Runs: {runs['completed']}/{runs['expected']} completed."]
     if runs["missing"]:
         lines.append(f"Missing runs: {', '.join(runs['missing'])}.")
@@ -598,9 +571,4 @@ def render_markdown(v: dict[str, Any]) -> str:
 
 def write_verdict(sweep_dir: Path) -> str:
     """Compute, write ``verdict.json`` and ``verdict.md`` in ``sweep_dir``, return the markdown."""
-    sweep_dir = Path(sweep_dir)
-    v = compute_verdict(sweep_dir)
-    text = render_markdown(v)
-    atomic_write_json(sweep_dir / "verdict.json", v)
-    atomic_write_text(sweep_dir / "verdict.md", text)
-    return text
+    return write_verdict_files(sweep_dir, compute_verdict, render_markdown)

@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from prereg.reports.rundirs import RunInfo, find_runs
+from prereg.sweep.resolvers import dirname_excluded_keys
 
 STATES = ("pending", "running", "completed", "failed", "halted", "skipped")
 REASON_WIDTH = 40  # characters of a reason shown in text/markdown tables (CSV keeps it all)
 MISSING = "-"  # how an empty cell prints in text/markdown
 
 # Keys left out of Hydra's override_dirname (conf/config.yaml), i.e. of the job dir names.
-DIRNAME_EXCLUDED_KEYS = ("experiment", "ladder.mode")
+DIRNAME_EXCLUDED_KEYS = dirname_excluded_keys()
 
 
 # --------------------------------------------------------------------------- reading runs

@@ -23,6 +23,7 @@ from prereg.reports.compare import (
     status_reason,
 )
 from prereg.reports.rundirs import RunInfo, find_runs
+from prereg.sweep import resolvers
 
 STATES = ("pending", "running", "completed", "failed", "halted", "skipped")
 REASON_WIDTH = 160  # characters of a reason in the text view (--json keeps it all)
@@ -42,7 +43,7 @@ def _read_manifest(sweep_dir: Path) -> dict[str, Any] | None:
 def job_dirname(overrides: list[str]) -> str:
     """The directory Hydra gives a job (override_dirname: sorted, some keys excluded)."""
     kept = sorted(o for o in overrides if override_key(o)[0] not in DIRNAME_EXCLUDED_KEYS)
-    return ",".join(kept or sorted(overrides))
+    return resolvers.job_dirname(",".join(kept))
 
 
 def slurm_id(run: dict[str, Any] | None) -> str | None:
