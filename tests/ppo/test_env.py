@@ -20,8 +20,10 @@ from prereg.ppo.env.mesadock import (
     IGTH,
     IGX,
     IGY,
+    IHOLD,
     ITH,
     IV,
+    IW,
     IX,
     IY,
     MesaDockEnv,
@@ -35,12 +37,14 @@ def func_env() -> MesaDockFuncEnv:
     return MesaDockFuncEnv()
 
 
-def _state_at_goal(func_env, key=0, dist=0.0, herr=0.0, speed=0.0):
-    """Initial state of seed `key`, moved to `dist` from the goal with heading error `herr`."""
+def _state_at_goal(func_env, key=0, dist=0.0, herr=0.0, speed=0.0, hold=None):
+    """Initial state of seed `key`, moved to `dist` from the goal with heading error `herr`,
+    having been docked for `hold` steps (default: the full hold_steps)."""
     s = np.array(func_env.initial(jax.random.PRNGKey(key)))
     s[IX], s[IY] = s[IGX] - dist, s[IGY]
     s[ITH] = s[IGTH] - herr
     s[IV] = speed
+    s[IHOLD] = DEFAULT_PARAMS.hold_steps if hold is None else hold
     return jnp.asarray(s)
 
 
@@ -147,7 +151,7 @@ def _mixing_batch(lam):
     fenv = MesaDockFuncEnv()
     far = jax.vmap(fenv.initial)(jax.random.split(jax.random.PRNGKey(3), 256))
     near = far.at[:, IX].set(far[:, IGX] - 0.02).at[:, IY].set(far[:, IGY])
-    near = near.at[:, ITH].set(near[:, IGTH])
+    near = near.at[:, ITH].set(near[:, IGTH]).at[:, IHOLD].set(DEFAULT_PARAMS.hold_steps - 1)
     states = jnp.concatenate([far[:128], near[128:]])
     actions = jax.random.uniform(jax.random.PRNGKey(4), (256, 2), minval=-1.0, maxval=1.0)
     actions = actions.at[128:].set(0.0)
@@ -179,27 +183,40 @@ def test_phase3_components(func_env):
     assert float(func_env.reward_phase3(s, a, s)) == pytest.approx(0.0, abs=1e-6)
     closer = _state_at_goal(func_env, dist=1.5, herr=1.0)
     assert float(func_env.reward_phase3(s, a, closer)) == pytest.approx(0.5, abs=1e-5)
+    # alignment shaping: potential g(d) * cos(herr), g(d) = max(0, 1 - d / align_radius)
+    p = DEFAULT_PARAMS
     aligned = _state_at_goal(func_env, dist=2.0, herr=0.0)
-    assert float(func_env.reward_phase3(s, a, aligned)) == pytest.approx(1 - np.cos(1.0), abs=1e-5)
+    assert p.align_radius < 2.0, "no alignment shaping far from the goal"
+    assert float(func_env.reward_phase3(s, a, aligned)) == pytest.approx(0.0, abs=1e-6)
+    r0 = p.align_radius / 2
+    near, near_aligned = (_state_at_goal(func_env, dist=r0, herr=h) for h in (1.0, 0.0))
+    expect = p.w_alignment * 0.5 * (1 - np.cos(1.0))
+    assert float(func_env.reward_phase3(near, a, near_aligned)) == pytest.approx(expect, abs=1e-5)
     cost = float(func_env.reward_phase3(s, jnp.array([1.0, -1.0]), s))
     assert cost == pytest.approx(-2 * DEFAULT_PARAMS.w_control, abs=1e-6)
     clipped = float(func_env.reward_phase3(s, jnp.array([5.0, -5.0]), s))
     assert clipped == pytest.approx(cost, abs=1e-6), "actions are clipped to the box"
     done = _state_at_goal(func_env, dist=0.0)
     r = float(func_env.reward_phase3(_state_at_goal(func_env, dist=0.01), a, done))
-    assert r == pytest.approx(DEFAULT_PARAMS.success_bonus + 0.01, abs=1e-4)
+    expect = p.success_bonus + p.w_distance * 0.01 + p.w_alignment * 0.01 / p.align_radius
+    assert r == pytest.approx(expect, abs=1e-4)
 
 
 # ---------------------------------------------------------------- success / termination
 def test_success_at_goal_aligned_and_stopped(func_env):
-    at_goal = _state_at_goal(func_env, dist=0.05, herr=0.1, speed=0.1)
+    p = DEFAULT_PARAMS
+    herr = 0.5 * np.arccos(p.success_cos)
+    at_goal = _state_at_goal(
+        func_env, dist=0.5 * p.success_radius, herr=herr, speed=0.5 * p.success_speed
+    )
     assert bool(func_env.terminal(at_goal, None))
     info = func_env.info(at_goal)
-    assert bool(info["success"]) and float(info["terminal_alignment"]) == pytest.approx(np.cos(0.1))
+    assert bool(info["success"])
+    assert float(info["terminal_alignment"]) == pytest.approx(np.cos(herr))
     assert not bool(func_env.truncated(at_goal))
 
-    p = DEFAULT_PARAMS
     for bad in (
+        dict(dist=0.0, hold=p.hold_steps - 1),  # docked, but not for long enough yet
         dict(dist=5.0),  # far away
         dict(dist=p.success_radius * 1.2),  # just outside the radius
         dict(dist=0.0, herr=np.arccos(p.success_cos) * 1.1),  # misaligned
@@ -210,6 +227,21 @@ def test_success_at_goal_aligned_and_stopped(func_env):
         s = _state_at_goal(func_env, **bad)
         assert not bool(func_env.terminal(s, None)), bad
         assert not bool(func_env.info(s)["success"]), bad
+
+
+def test_success_needs_hold_steps_of_docking(func_env):
+    """Success = docked for hold_steps consecutive steps; passing through the goal resets."""
+    p = DEFAULT_PARAMS
+    step = jax.jit(func_env.transition)
+    s = _state_at_goal(func_env, dist=0.0, hold=0)
+    for k in range(int(p.hold_steps)):
+        assert not bool(func_env.terminal(s, None)), k
+        s = step(s, jnp.zeros(2), None)
+        assert float(s[IHOLD]) == k + 1
+    assert bool(func_env.terminal(s, None))
+    moving = _state_at_goal(func_env, dist=0.0, speed=1.0, hold=p.hold_steps - 1)
+    nxt = step(moving, jnp.zeros(2), None)
+    assert float(nxt[IHOLD]) == 0 and not bool(func_env.terminal(nxt, None))
 
 
 def test_initial_states_are_far_and_not_terminal(func_env):
@@ -237,23 +269,27 @@ def test_truncation_at_200_steps(func_env):
 
 
 def _dock_policy(s):
-    """Scripted controller (reads the state): drive to the goal, stop, turn on the spot."""
-    dx, dy = s[IGX] - s[IX], s[IGY] - s[IY]
-    d = jnp.sqrt(dx * dx + dy * dy)
-    bearing = jnp.arctan2(dy, dx) - s[ITH]
-    bearing = jnp.arctan2(jnp.sin(bearing), jnp.cos(bearing))
-    herr = jnp.arctan2(jnp.sin(s[IGTH] - s[ITH]), jnp.cos(s[IGTH] - s[ITH]))
-    far = d > 0.05
-    v_target = jnp.where(far, jnp.minimum(1.0, 0.8 * d) * jnp.cos(bearing), 0.0)
-    turn_to = jnp.where(far, jnp.where(jnp.cos(bearing) < 0, bearing - jnp.pi, bearing), herr)
-    turn_to = jnp.arctan2(jnp.sin(turn_to), jnp.cos(turn_to))
+    """Scripted controller (reads the state): reverse into the dock along its axis.
+
+    The target heading points back towards the start, so the vehicle starts in front of the
+    dock: it pulls forward (heading = target heading) until there is room, then reverses in,
+    steering onto the dock's axis. The sign of the speed is the mode's hysteresis."""
+    dx, dy = s[IX] - s[IGX], s[IY] - s[IGY]
+    c, sn = jnp.cos(s[IGTH]), jnp.sin(s[IGTH])
+    gx, gy = c * dx + sn * dy, -sn * dx + c * dy  # vehicle in the goal's frame
+    phi = jnp.arctan2(jnp.sin(s[ITH] - s[IGTH]), jnp.cos(s[ITH] - s[IGTH]))
+    reverse_in = jnp.where(s[IV] < 0, gx > 0.9 * jnp.abs(gy) - 0.3, gx > 0.8 * jnp.abs(gy) + 0.5)
+    psi = jnp.where(reverse_in, jnp.clip(jnp.arctan(1.5 * gy), -1.2, 1.2), 0.0)
+    v_dock = jnp.sign(gx) * jnp.minimum(jnp.sqrt(jnp.abs(gx)), jnp.abs(gx))  # brake at 0.5 m/s^2
+    v_target = jnp.where(reverse_in, jnp.clip(-v_dock, -3.0, 1.0), 2.0)
     thrust = jnp.clip(3.0 * (v_target - s[IV]), -1, 1)
-    torque = jnp.clip(3.0 * turn_to - 1.0 * s[4], -1, 1)
+    err = jnp.arctan2(jnp.sin(psi - phi), jnp.cos(psi - phi))
+    torque = jnp.clip(6.0 * err - 2.0 * s[IW], -1, 1)
     return jnp.stack([thrust, torque])
 
 
 def test_scripted_controller_can_dock(func_env):
-    """The task is solvable within 200 steps."""
+    """The task is solvable within 200 steps (the controller docks about 96% of episodes)."""
 
     def run(key):
         def body(c, _):
@@ -271,7 +307,7 @@ def test_scripted_controller_can_dock(func_env):
 
 def test_registered_env_terminates_on_success():
     env = gymnasium.make(ENV_ID, mixed_lambda=0.5)
-    env.reset(seed=3)
+    env.reset(seed=0)  # an episode the scripted controller docks
     policy = jax.jit(_dock_policy)
     for _ in range(200):
         obs, rew, term, trunc, info = env.step(np.asarray(policy(env.unwrapped.state)))

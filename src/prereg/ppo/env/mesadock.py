@@ -1,8 +1,11 @@
 """MesaDock-v0: a 2-D nonholonomic vehicle docking task, a pure-JAX Gymnasium FuncEnv.
 
 The vehicle drives only along its heading (thrust, with linear drag) and turns with a torque
-(with angular drag); it can stop and turn on the spot. Each episode it must reach a seeded goal
-position, arrive with its heading aligned with a seeded target heading, and come nearly to rest.
+(with angular drag) whose authority grows with its speed: like a car it cannot turn on the spot,
+and below ``turn_speed`` its turning radius is bounded below. Each episode it must reach a seeded
+goal position whose target heading points back towards the start (a straight drive arrives facing
+the wrong way: it must reverse in or loop round), arrive aligned and stop there, and stay docked
+for ``hold_steps`` steps.
 
 Two faces of the same environment:
 
@@ -65,33 +68,41 @@ class MesaDockParams:
     mixed_lambda: float = 0.0
 
     # --- initial state: vehicle at the origin, at rest, uniform heading; goal at a uniform
-    #     bearing and a distance uniform in [goal_dist_min, goal_dist_max]; uniform target heading.
+    #     bearing and a distance uniform in [goal_dist_min, goal_dist_max]; target heading =
+    #     (bearing + pi) + uniform(-heading_spread, heading_spread), i.e. pointing back towards the
+    #     start within heading_spread: a straight drive to the goal arrives facing the wrong way.
+    #     heading_spread = pi gives a uniform target heading.
     goal_dist_min: float = 4.0
     goal_dist_max: float = 8.0
+    heading_spread: float = math.pi / 2
 
-    # --- success test (all three): distance < success_radius, cos(heading error) > success_cos,
-    #     |speed| < success_speed.
-    success_radius: float = 0.10
-    success_cos: float = 0.95
-    success_speed: float = 0.20
+    # --- success test: "docked" = distance < success_radius, cos(heading error) > success_cos
+    #     and |speed| < success_speed; success = docked for hold_steps consecutive steps (so a
+    #     pass through the goal while reversing does not count: the vehicle must really stop).
+    success_radius: float = 0.03
+    success_cos: float = 0.995  # within 5.7 degrees
+    success_speed: float = 0.05
+    hold_steps: float = 20.0
 
     # --- dynamics (semi-implicit Euler, time step dt seconds) ---
     dt: float = 0.1
-    thrust_accel: float = 2.0  # m/s^2 at thrust = +-1 (reverse allowed)
-    linear_drag: float = 0.5  # 1/s; top speed = thrust_accel / linear_drag = 4 m/s
-    torque_accel: float = 6.0  # rad/s^2 at torque = +-1
-    angular_drag: float = 3.0  # 1/s; top turn rate = torque_accel / angular_drag = 2 rad/s
+    thrust_accel: float = 1.0  # m/s^2 at thrust = +-1 (reverse allowed)
+    linear_drag: float = 0.25  # 1/s; top speed = thrust_accel / linear_drag = 4 m/s (sluggish)
+    torque_accel: float = 3.0  # rad/s^2 at torque = +-1
+    angular_drag: float = 1.5  # 1/s; top turn rate = torque_accel / angular_drag = 2 rad/s
     # steering authority scales with speed (a car, not a tank): the torque is multiplied by
     # turn_floor + (1 - turn_floor) * min(|speed| / turn_speed, 1). With turn_floor 0 the vehicle
     # cannot turn on the spot; below turn_speed its turning radius is >= turn_speed / top turn rate.
     turn_floor: float = 0.0
-    turn_speed: float = 1.0  # m/s
+    turn_speed: float = 2.0  # m/s: turning radius >= 1 m
 
     # --- reward_phase3: potential progress + control cost + success bonus ---
-    # phase3 = w_distance * (d - d') + w_alignment * (cos' - cos) - w_control * |a|^2
-    #          + success_bonus * success'
+    # phase3 = w_distance * (d - d') + w_alignment * (g(d') cos' - g(d) cos) - w_control * |a|^2
+    #          + success_bonus * success',  g(d) = max(0, 1 - d / align_radius):
+    # the alignment shaping only acts within align_radius of the goal (none while far away).
     w_distance: float = 1.0
     w_alignment: float = 1.0
+    align_radius: float = 0.25
     w_control: float = 0.01
     success_bonus: float = 10.0
 
@@ -129,8 +140,9 @@ STATE_FIELDS = (
     "goal_y",
     "goal_heading",  # target heading, radians
     "t",  # steps taken in this episode
+    "hold",  # consecutive steps docked so far (success when it reaches hold_steps)
 )
-IX, IY, IV, ITH, IW, IGX, IGY, IGTH, IT = range(len(STATE_FIELDS))
+IX, IY, IV, ITH, IW, IGX, IGY, IGTH, IT, IHOLD = range(len(STATE_FIELDS))
 STATE_DIM = len(STATE_FIELDS)
 
 # Observation layout (float32, all bounded; see MesaDockFuncEnv.observation_space).
@@ -199,7 +211,7 @@ class MesaDockFuncEnv(FuncEnv):
         heading = (2.0 * u[0] - 1.0) * jnp.pi
         dist = p.goal_dist_min + (p.goal_dist_max - p.goal_dist_min) * u[1]
         bearing = (2.0 * u[2] - 1.0) * jnp.pi
-        goal_heading = (2.0 * u[3] - 1.0) * jnp.pi
+        goal_heading = _wrap_angle(bearing + jnp.pi + (2.0 * u[3] - 1.0) * p.heading_spread)
         zero = jnp.zeros((), jnp.float32)
         return jnp.stack(
             [
@@ -211,6 +223,7 @@ class MesaDockFuncEnv(FuncEnv):
                 dist * jnp.cos(bearing),
                 dist * jnp.sin(bearing),
                 goal_heading,
+                zero,
                 zero,
             ]
         ).astype(jnp.float32)
@@ -233,9 +246,23 @@ class MesaDockFuncEnv(FuncEnv):
         x = state[..., IX] + p.dt * v * jnp.cos(th)
         y = state[..., IY] + p.dt * v * jnp.sin(th)
         t = state[..., IT] + 1.0
-        return jnp.stack(
-            [x, y, v, th, w, state[..., IGX], state[..., IGY], state[..., IGTH], t], axis=-1
-        ).astype(jnp.float32)
+        ns = jnp.stack(
+            [
+                x,
+                y,
+                v,
+                th,
+                w,
+                state[..., IGX],
+                state[..., IGY],
+                state[..., IGTH],
+                t,
+                state[..., IHOLD],
+            ],
+            axis=-1,
+        )
+        hold = jnp.where(self.docked(ns, p), state[..., IHOLD] + 1.0, 0.0)
+        return ns.at[..., IHOLD].set(hold).astype(jnp.float32)
 
     def observation(
         self, state: jax.Array, rng: Any = None, params: MesaDockParams | None = None
@@ -332,13 +359,19 @@ class MesaDockFuncEnv(FuncEnv):
         """cos(heading error); at the episode's end this is the terminal alignment."""
         return jnp.cos(state[..., IGTH] - state[..., ITH])
 
-    def success(self, state: jax.Array, params: MesaDockParams | None = None) -> jax.Array:
+    def docked(self, state: jax.Array, params: MesaDockParams | None = None) -> jax.Array:
+        """Within the radius, aligned and nearly stopped (this step)."""
         p = self._p(params)
         return (
             (self.distance(state) < p.success_radius)
             & (self.alignment(state) > p.success_cos)
             & (jnp.abs(state[..., IV]) < p.success_speed)
         )
+
+    def success(self, state: jax.Array, params: MesaDockParams | None = None) -> jax.Array:
+        """Docked for ``hold_steps`` consecutive steps (up to and including this one)."""
+        p = self._p(params)
+        return self.docked(state, p) & (state[..., IHOLD] >= p.hold_steps)
 
     def sparse_success(self, state: jax.Array, params: MesaDockParams | None = None) -> jax.Array:
         return self.success(state, params).astype(jnp.float32)
@@ -353,8 +386,11 @@ class MesaDockFuncEnv(FuncEnv):
         """Dense shaped reward: progress in distance and alignment, control cost, success bonus."""
         p = self._p(params)
         a = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
-        progress = p.w_distance * (self.distance(state) - self.distance(next_state))
-        align = p.w_alignment * (self.alignment(next_state) - self.alignment(state))
+        progress = p.w_distance * (self.distance(state) - self.distance(next_state))  # d0 - d1
+        d0, d1 = self.distance(state), self.distance(next_state)
+        g0 = jnp.maximum(0.0, 1.0 - d0 / p.align_radius)
+        g1 = jnp.maximum(0.0, 1.0 - d1 / p.align_radius)
+        align = p.w_alignment * (g1 * self.alignment(next_state) - g0 * self.alignment(state))
         ctrl = p.w_control * jnp.sum(a * a, axis=-1)
         bonus = p.success_bonus * self.sparse_success(next_state, p)
         return (progress + align - ctrl + bonus).astype(jnp.float32)
