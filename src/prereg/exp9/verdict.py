@@ -69,6 +69,37 @@ def _select_registration(runs: list[RunInfo]) -> tuple[str | None, dict[str, lis
     return (hashes[0] if len(hashes) == 1 else None), by_hash
 
 
+def _by_key(runs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Loaded runs keyed by (arm, cell), from the summary where present, else the job's choices."""
+    by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    for x in runs:
+        ch = x["info"].choices
+        key = (ch.get("arm"), ch.get("cell"))
+        if x["info"].summary:
+            key = (x["info"].summary.get("arm", key[0]), x["info"].summary.get("cell", key[1]))
+        by_key[key] = x
+    return by_key
+
+
+def load_tables(
+    sweep_dir: Path, registration_hash: str
+) -> tuple[dict[tuple[str, str], pd.DataFrame], dict[str, Any] | None]:
+    """Each (arm, cell) run's ``metrics.csv`` for one registration (the verdict's own reader),
+    and that registration (``registration.json`` of the first run that has one)."""
+    runs = [
+        _load(r)
+        for r in find_runs([sweep_dir])
+        if (r.run or {}).get("experiment", "exp9") == "exp9"
+        and r.registration_hash == registration_hash
+    ]
+    tables = {
+        k: x["metrics"]
+        for k, x in _by_key(runs).items()
+        if x["metrics"] is not None and not x["metrics"].empty
+    }
+    return tables, next((x["registration"] for x in runs if x["registration"]), None)
+
+
 def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
     """The full verdict as a JSON-able dict (see module docstring)."""
     all_runs = [
@@ -93,13 +124,7 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
         return out
     out["registration"] = registration_status(reg, chosen, Exp9Registration)
     arms, cells = list(reg["lambdas"]), list(reg["cells"])
-    by_key: dict[tuple[str, str], dict[str, Any]] = {}
-    for x in runs:
-        ch = x["info"].choices
-        key = (ch.get("arm"), ch.get("cell"))
-        if x["info"].summary:
-            key = (x["info"].summary.get("arm", key[0]), x["info"].summary.get("cell", key[1]))
-        by_key[key] = x
+    by_key = _by_key(runs)
     expected = [(a, c) for c in cells for a in arms]
     missing = [f"{a}/{c}" for a, c in expected if (a, c) not in by_key]
     status = {f"{a}/{c}": by_key[(a, c)]["info"].status for a, c in expected if (a, c) in by_key}
@@ -271,7 +296,7 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
     expected_cells = len(expected) * len(
         analysis.diagnostic_steps(reg["step_cap"], reg["diagnostic_steps"])
     )
-    failed_cells = int(dd["failed"].fillna("").astype(str).str.len().gt(0).sum()) if len(dd) else 0
+    failed_cells = int(dd["failed"].notna().sum()) if len(dd) else 0  # "" is read back as NaN
     halted = out["runs"]["halted"]
     p4 = len(dd) == expected_cells and failed_cells == 0 and not halted
     out["P4"] = {
@@ -571,4 +596,6 @@ def render_markdown(v: dict[str, Any]) -> str:
 
 def write_verdict(sweep_dir: Path) -> str:
     """Compute, write ``verdict.json`` and ``verdict.md`` in ``sweep_dir``, return the markdown."""
-    return write_verdict_files(sweep_dir, compute_verdict, render_markdown)
+    from prereg.reports.plots_exp9 import write_plots
+
+    return write_verdict_files(sweep_dir, compute_verdict, render_markdown, plots=write_plots)

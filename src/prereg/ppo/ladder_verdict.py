@@ -69,11 +69,18 @@ def grade_run(run: RunInfo, registration: Mapping[str, Any]) -> Grade | str:
     return grade_files(run.path, registration)
 
 
+def read_metrics(path: Path) -> pd.DataFrame | None:
+    """A run directory's ``metrics.csv``; None when missing or unreadable."""
+    try:
+        return pd.read_csv(Path(path) / "metrics.csv")
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return None
+
+
 def grade_files(path: Path, registration: Mapping[str, Any]) -> Grade | str:
     """Grade a run directory's ``metrics.csv`` and eval JSONs, or say why it cannot be."""
-    try:
-        metrics = pd.read_csv(path / "metrics.csv")
-    except (OSError, ValueError, pd.errors.EmptyDataError):
+    metrics = read_metrics(path)
+    if metrics is None:
         return "metrics.csv missing or unreadable"
     evals = [
         _json_dict(path / "logs" / f"evaluation_seed_{registration[s]['seed_start']}.json")
@@ -434,9 +441,10 @@ def render_markdown(v: Mapping[str, Any]) -> str:
 
 def write_verdict(sweep_dir: Path) -> str:
     """Compute, write ``verdict.json`` and ``verdict.md`` in ``sweep_dir``, return the markdown."""
+    from prereg.reports.plots_ladder import write_plots
     from prereg.reports.verdicts import write_verdict_files
 
-    return write_verdict_files(sweep_dir, compute_verdict, render_markdown)
+    return write_verdict_files(sweep_dir, compute_verdict, render_markdown, plots=write_plots)
 
 
 def best_state_report(paths: Sequence[str | Path], as_json: bool = False) -> tuple[str, int]:

@@ -1,0 +1,238 @@
+"""The Path-B ladder verdict's plots: learning curves per candidate and the stage table.
+
+Pure drawing functions take the verdict dict and each candidate's metrics table (read once by
+the verdict's own reader :func:`prereg.ppo.ladder_verdict.read_metrics`).  Files, in ``plots/``:
+
+- ``ladder_curves.png`` — success_rate, entropy, log_std and value_loss against env steps per
+  candidate, the Stage-2 window (the final ``window`` updates) shaded, the thresholds drawn.
+- ``ladder_stages.png`` — the stage table: candidates x stages, PASS / FAIL / not reached.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from matplotlib import ticker
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+
+from prereg.reports.plotting import (
+    FAIL_COLOUR,
+    PALETTE,
+    PASS_COLOUR,
+    PlotSpec,
+    SkipPlot,
+    figure,
+    log_y,
+    plots_section,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+CURVES = "ladder_curves.png"
+STAGES = "ladder_stages.png"
+WINDOW_COLOUR = "#999999"
+CELL_COLOURS = {
+    "PASS": "#B8E0C8",
+    "FAIL": "#F6C3A8",
+    "not reached": "#E4E4E4",
+    "not graded": "#F7F7F7",
+}
+SHORT_LABELS = {1: ["success_rate"], 2: ["entropy[-1]", "Δ log_std", "max value_loss"], 3: ["gap"]}
+Tables = Mapping[str, pd.DataFrame]
+
+
+def _name(row: Mapping[str, Any]) -> str:
+    change = ", ".join(f"{k}={v:g}" for k, v in row["set"].items())
+    return f"{row['order']}. {row['candidate']} ({change})"
+
+
+def _x(m: pd.DataFrame) -> np.ndarray:
+    return (m["env_steps"] if "env_steps" in m else m["update"]).to_numpy(dtype=float)
+
+
+def plot_curves(v: Mapping[str, Any], tables: Tables, registration: Mapping[str, Any]) -> Figure:
+    """success_rate, entropy, log_std, value_loss vs env steps; Stage-2 window and gates drawn."""
+    if "refused" in v:
+        raise SkipPlot(f"verdict refused ({v['refused']})")
+    rows = [r for r in v["candidates"] if r["candidate"] in tables]
+    if not rows:
+        raise SkipPlot("no candidate has a readable metrics.csv yet")
+    s1, s2 = registration["stage1"], registration["stage2"]
+    window = int(s2["window"])
+    fig, axes = figure(2, 2, figsize=(11, 7.4), sharex=True)
+    ax_s, ax_e, ax_l, ax_v = axes.ravel()
+    spans: set[tuple[float, float]] = set()
+    for row in rows:
+        m = tables[row["candidate"]].sort_values("update")
+        colour = PALETTE[(int(row["order"]) - 1) % len(PALETTE)]
+        x = _x(m)
+        for ax, col in ((ax_s, "success_rate"), (ax_e, "entropy"), (ax_l, "log_std"),
+                        (ax_v, "value_loss")):  # fmt: skip
+            if col in m:
+                ax.plot(x, m[col].to_numpy(dtype=float), color=colour, lw=1.2)
+        if len(m) >= window:
+            spans.add((float(x[-window]), float(x[-1])))
+        stage1 = ((row.get("grade") or {}).get("stages") or [{}])[0]
+        if stage1.get("checks"):
+            ax_s.plot([x[-1]], [stage1["checks"][0]["figure"]], marker="*", ms=13, color=colour,
+                      mec="black", mew=0.6, ls="none", zorder=5, clip_on=False)  # fmt: skip
+    for lo, hi in sorted(spans):
+        for ax in axes.ravel():
+            ax.axvspan(lo, hi, color=WINDOW_COLOUR, alpha=0.18, lw=0, zorder=0)
+    gate_style = {"color": "black", "lw": 1.0, "ls": (0, (5, 3))}
+    ax_s.axhline(float(s1["min_success_rate"]), **gate_style)
+    ax_e.axhline(float(s2["max_final_entropy"]), **gate_style)
+    ax_v.axhline(float(s2["max_value_loss"]), **gate_style)
+    _gate_note(ax_s, float(s1["min_success_rate"]), "Stage 1 (eval) ≥ {:g}")
+    _gate_note(ax_e, float(s2["max_final_entropy"]), "Stage 2: entropy[-1] < {:g}")
+    _gate_note(ax_v, float(s2["max_value_loss"]), "Stage 2: ≤ {:g} in the window", right=True)
+    ax_s.set_ylabel("success_rate (training episodes)")
+    ax_s.set_ylim(-0.02, 1.02)
+    ax_e.set_ylabel("policy entropy  [nats]")
+    ax_l.set_ylabel("log_std (mean over action dims)")
+    ax_v.set_ylabel("value_loss  [return²]")
+    losses = np.concatenate([tables[r["candidate"]]["value_loss"].to_numpy(dtype=float)
+                             for r in rows if "value_loss" in tables[r["candidate"]]])  # fmt: skip
+    losses = losses[np.isfinite(losses) & (losses > 0)]
+    if len(losses) and losses.max() / losses.min() > 100:
+        log_y(ax_v)
+    for ax in (ax_l, ax_v):
+        ax.set_xlabel("env steps")
+        ax.xaxis.set_major_formatter(ticker.EngFormatter(sep=""))
+    handles: list[Any] = [
+        Line2D([], [], color=PALETTE[(int(r["order"]) - 1) % len(PALETTE)], lw=1.5,
+               label=f"{_name(r)} — {r['result']}")
+        for r in rows
+    ]  # fmt: skip
+    handles += [
+        Patch(color=WINDOW_COLOUR, alpha=0.35, label=f"Stage-2 window (final {window} updates)"),
+        Line2D([], [], **gate_style, label="registered gate"),
+        Line2D([], [], marker="*", ms=11, color="#777777", mec="black", mew=0.6, ls="none",
+               label=f"Stage-1 eval success (seed_start {s1['seed_start']})"),
+    ]  # fmt: skip
+    fig.legend(handles=handles, loc="outside lower center", ncol=2)
+    fig.suptitle("PPO Path-B ladder: learning curves per candidate")
+    return fig
+
+
+def _gate_note(ax: Axes, y: float, fmt: str, right: bool = False) -> None:
+    """Label a gate line just above it, at the left (or right) end of the panel."""
+    ax.annotate(fmt.format(y), (0.99 if right else 0.01, y), xycoords=("axes fraction", "data"),
+                xytext=(0, 3), textcoords="offset points", fontsize=7.5, va="bottom",
+                ha="right" if right else "left")  # fmt: skip
+
+
+def _stage_text(stage: Mapping[str, Any]) -> str:
+    if stage["result"] == "not reached":
+        return "not reached"
+    labels = SHORT_LABELS.get(int(stage["number"]), [])
+    lines = [stage["result"]]
+    for i, c in enumerate(stage["checks"]):
+        label = labels[i] if i < len(labels) else c["label"]
+        fig_ = "—" if c["figure"] is None else f"{c['figure']:.3g}"
+        lines.append(f"{label} {fig_} ({c['gate']})")
+    if stage.get("reason"):
+        lines.append(textwrap.shorten(stage["reason"], 40))
+    return "\n".join(lines)
+
+
+def _cells(row: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(text, result key) for Stage 1-3 of a candidate; a not-graded row is one wide cell."""
+    if not row["graded"]:
+        reason = textwrap.fill(f"not graded: {row['not_graded_reason']}", 90)
+        return [(reason, "not graded")]
+    return [(_stage_text(s), s["result"]) for s in row["grade"]["stages"]]
+
+
+def plot_stage_table(v: Mapping[str, Any]) -> Figure:
+    """The stage table as a figure: candidates x stages, cells coloured by PASS/FAIL/not reached."""
+    if "refused" in v:
+        raise SkipPlot(f"verdict refused ({v['refused']})")
+    rows: Sequence[Mapping[str, Any]] = v["candidates"]
+    if not rows:
+        raise SkipPlot("no registered candidate")
+    widths = [2.3, 2.9, 3.3, 2.9, 1.6]
+    header = ["candidate", "Stage 1", "Stage 2", "Stage 3", "result"]
+    row_h = 0.95
+    fig, ax = figure(figsize=(sum(widths) + 0.3, row_h * len(rows) + 1.35), layout=None)
+    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.55 / fig.get_figheight(), bottom=0.02)
+    ax.set_axis_off()
+    edges = np.concatenate([[0.0], np.cumsum(widths)])
+    ax.set_xlim(0, edges[-1])
+    ax.set_ylim(len(rows) * row_h + 0.45, 0)
+    for j, h in enumerate(header):
+        ax.text((edges[j] + edges[j + 1]) / 2, 0.22, h, ha="center", va="center",
+                fontweight="bold", fontsize=9)  # fmt: skip
+    for i, row in enumerate(rows):
+        top = 0.45 + i * row_h
+        cells: list[tuple[float, float, str, str]] = [
+            (edges[0], edges[1], _name(row).replace(" (", "\n("), "label")
+        ]
+        stage_cells = _cells(row)
+        if len(stage_cells) == 1:
+            cells.append((edges[1], edges[4], *stage_cells[0]))
+        else:
+            cells += [(edges[1 + k], edges[2 + k], *c) for k, c in enumerate(stage_cells)]
+        result = str(row["result"])
+        key = ("PASS" if result in ("PASS", "ADOPTED") else "FAIL" if result.startswith("FAIL")
+               else "not graded")  # fmt: skip
+        cells.append((edges[4], edges[5], result.replace(" (", "\n("), key))
+        for lo, hi, text, key in cells:
+            face = CELL_COLOURS.get(key, "white")
+            ax.add_patch(Rectangle((lo, top), hi - lo, row_h, facecolor=face, edgecolor="white",
+                                   lw=2))  # fmt: skip
+            bold = key in ("PASS", "FAIL") and hi == edges[5]
+            ax.text(lo + 0.08 if key == "label" else (lo + hi) / 2, top + row_h / 2, text,
+                    ha="left" if key == "label" else "center", va="center", fontsize=7.5,
+                    fontweight="bold" if bold or result == "ADOPTED" and hi == edges[5]
+                    else "normal", linespacing=1.25)  # fmt: skip
+    legend = [Patch(facecolor=c, edgecolor="#BBBBBB", label=k) for k, c in CELL_COLOURS.items()]
+    ax.legend(handles=legend, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4,
+              frameon=False, fontsize=7.5, borderaxespad=0.1)  # fmt: skip
+    colour = PASS_COLOUR if v["decision"]["outcome"] == "adopted" else FAIL_COLOUR
+    fig.suptitle(textwrap.shorten(v["decision"]["sentence"], 110), x=0.01, ha="left",
+                 fontsize=10, color=colour)  # fmt: skip
+    return fig
+
+
+def load_tables(v: Mapping[str, Any]) -> tuple[dict[str, pd.DataFrame], dict[str, Any] | None]:
+    """Each graded-or-not candidate run's metrics (the verdict's reader), and its registration."""
+    from prereg.ppo.ladder_verdict import _json_dict, read_metrics
+
+    tables: dict[str, pd.DataFrame] = {}
+    reg = None
+    for row in v.get("candidates") or []:
+        if not row.get("run"):
+            continue
+        m = read_metrics(Path(row["run"]))
+        if m is not None and not m.empty and "update" in m:
+            tables[row["candidate"]] = m
+        reg = reg or _json_dict(Path(row["run"]) / "registration.json")
+    return tables, reg
+
+
+def write_plots(sweep_dir: Path, v: dict[str, Any]) -> str:
+    """Draw both ladder plots into ``<sweep_dir>/plots/``; the Markdown section for verdict.md."""
+
+    def curves() -> Figure:
+        if "refused" in v:
+            raise SkipPlot(f"verdict refused ({v['refused']})")
+        tables, reg = load_tables(v)
+        if reg is None:
+            raise SkipPlot("no candidate run has a registration.json")
+        return plot_curves(v, tables, reg)
+
+    specs: list[PlotSpec] = [
+        (CURVES, "Learning curves per candidate, Stage-2 window shaded, gates drawn", curves),
+        (STAGES, "Stage table: PASS / FAIL / not reached per candidate and stage",
+         lambda: plot_stage_table(v)),
+    ]  # fmt: skip
+    return plots_section(Path(sweep_dir), specs)
