@@ -13,6 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+import prereg  # noqa: F401 - first: sets single-threaded BLAS before numpy/scipy load
 from prereg.ppo.ladder_runner import registered_sweep_order
 from prereg.sweep import precheck
 from prereg.sweep.dispatch import run_task
