@@ -13,7 +13,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from prereg.sweep.launchers import slurm_required
+
 REPO = Path(__file__).resolve().parents[2]
+
+
+def skip_or_fail(ok: bool, message: str) -> str:
+    """``message`` if the cluster is up; else skip, or fail where SLURM is required."""
+    if ok:
+        return message
+    reason = f"SLURM not available: {message}"
+    print(reason)
+    if slurm_required():
+        pytest.fail(f"{reason} (PREREG_REQUIRE_SLURM=1: the SLURM tests must run)", pytrace=False)
+    pytest.skip(reason)
 
 
 def wait_until(

@@ -39,7 +39,8 @@ def test_slurm_profile_extends_submitit_slurm(elsewhere: Path) -> None:
     launcher, sweep_dir = _launcher(
         elsewhere / "conf", "hydra/launcher=slurm", "hydra.launcher.partition=gpu"
     )
-    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    # prereg's SlurmLauncher: stock submission, but waits for every job and records dead ones
+    assert launcher._target_ == "hydra_plugins.prereg_launchers.SlurmLauncher"
     assert launcher.partition == "gpu"
     assert launcher.submitit_folder == f"{sweep_dir}/.submitit/%j"
     assert launcher.signal_delay_s < launcher.timeout_min * 60 / 2

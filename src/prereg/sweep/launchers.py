@@ -16,8 +16,9 @@ never calls ``on_multirun_end`` and there is no verdict. Here its ``run.json`` i
 ``failed`` ("killed by SLURM: state FAILED (job 123_4)"), its return value says so, the sweep
 logs the dead jobs by name, and the verdict callback still runs over every job's directory.
 
-:func:`ensure_slurm_cluster` checks (and, in CI or with ``PREREG_START_SLURM=1``, starts) the
-single-node SLURM cluster of ``launchers/slurm_cluster.sh``; the test suite's fixture uses it.
+:func:`ensure_slurm_cluster` checks (and, in CI or with ``PREREG_START_SLURM=1`` or
+``PREREG_REQUIRE_SLURM=1``, starts) the single-node SLURM cluster of
+``launchers/slurm_cluster.sh``; the test suite's fixture uses it.
 """
 
 from __future__ import annotations
@@ -124,10 +125,14 @@ def death_reason(
 
 
 def last_line(text: str) -> str:
-    """The last non-empty line of a traceback (the exception), or ''."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not set(ln.strip()) <= {"-"}]
-    tail = [ln for ln in lines if not ln.startswith("You can check full logs")]
-    return (tail or lines or [""])[-1][:300]
+    """The exception line of a traceback; of submitit's FailedJobError text, the traceback
+    between its ``-----`` rules (the log paths after them are not the error)."""
+    lines = text.splitlines()
+    rules = [i for i, ln in enumerate(lines) if ln.strip() and set(ln.strip()) <= {"-"}]
+    if len(rules) >= 2:
+        lines = lines[rules[0] + 1 : rules[-1]]
+    body = [ln.strip() for ln in lines if ln.strip()]
+    return body[-1][:300] if body else ""
 
 
 def slurm_ids_of(job_id: str) -> dict[str, str]:
@@ -259,41 +264,130 @@ def dead_jobs_message(dead: Sequence[DeadJob], total: int) -> str:
     )
 
 
+#: How often (seconds) the SLURM launcher asks slurmctld about jobs submitit still waits for.
+QUEUE_CHECK_S = 10.0
+
+
+def parse_squeue(text: str) -> dict[str, str]:
+    """``squeue -h -r -o '%i|%T'`` output -> ``{job id: state}`` (array tasks as ``123_4``)."""
+    states: dict[str, str] = {}
+    for line in text.splitlines():
+        job_id, sep, state = line.strip().partition("|")
+        if sep and job_id:
+            states[job_id] = state.strip()
+    return states
+
+
+def queue_states(job_ids: Sequence[str]) -> dict[str, str] | None:
+    """What slurmctld still holds about these jobs' arrays (any state); None if squeue failed."""
+    arrays = sorted({j.split("_")[0] for j in job_ids})
+    try:
+        proc = subprocess.run(
+            ["squeue", "-h", "-r", "--states=all", "-j", ",".join(arrays), "-o", "%i|%T"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:  # every array purged from slurmctld (MinJobAge) says so
+        return {} if "Invalid job id" in proc.stderr else None
+    return parse_squeue(proc.stdout)
+
+
+def ended_in_queue(state: str | None) -> bool:
+    """squeue says the job is over (a final state), or no longer knows it (None)."""
+    return state is None or base_state(state) in DEAD_STATES["slurm"] | {"COMPLETED"}
+
+
+def lost_state(queue_state: str | None, cached: str) -> str:
+    """The state to report for a job submitit never saw end.
+
+    ``queue_state`` is squeue's (None: slurmctld no longer lists it), ``cached`` submitit's last
+    sacct state. A job gone from squeue that sacct only ever saw pending never ran: cancelling a
+    pending array task removes it from slurmctld at once and leaves no accounting record.
+    """
+    if queue_state is not None:
+        return base_state(queue_state)
+    return "CANCELLED" if base_state(cached) in ("PENDING", "UNKNOWN") else "UNKNOWN"
+
+
+def wait_for_slurm_jobs(jobs: Sequence[Any], check_s: float = QUEUE_CHECK_S) -> dict[str, str]:
+    """Block until every job is done; return ``{job id: state}`` of jobs SLURM ended unseen.
+
+    submitit learns that a job ended from its result file or sacct. A pending array task that
+    is cancelled vanishes from slurmctld with no sacct record (SLURM 22.05), so submitit would
+    wait for it forever (and sacct is polled ever more rarely as a sweep runs on).
+    Every ``check_s`` the jobs still waited for are looked up in squeue; one that squeue shows
+    ended (or no longer knows) while a fresh sacct still does not, twice in a row, is lost.
+    """
+    lost: dict[str, str] = {}
+    suspects: dict[str, str] = {}
+    next_check = time.monotonic() + check_s
+    while True:
+        pending = [j for j in jobs if str(j.job_id) not in lost and not j.done()]
+        if not pending:
+            return lost
+        if time.monotonic() >= next_check:
+            next_check = time.monotonic() + check_s
+            states = queue_states([str(j.job_id) for j in pending])
+            ended = {
+                str(j.job_id): (states or {}).get(str(j.job_id))
+                for j in pending
+                if states is not None and ended_in_queue(states.get(str(j.job_id)))
+            }
+            if ended:
+                pending[0].done(force_check=True)  # a fresh sacct for every job of the sweep
+            for job in pending:
+                job_id = str(job.job_id)
+                if job_id not in ended or job.done():
+                    suspects.pop(job_id, None)
+                elif job_id in suspects:
+                    lost[job_id] = lost_state(ended[job_id], str(job.state))
+                else:
+                    suspects[job_id] = lost_state(ended[job_id], str(job.state))
+        time.sleep(1.0)
+
+
 def collect_results(
     launcher: BaseSubmititLauncher,
     jobs: Sequence[Any],
     job_overrides: Sequence[Sequence[str]],
     initial_job_idx: int,
+    lost: Mapping[str, str] | None = None,
 ) -> list[JobReturn]:
-    """Wait for EVERY job, then return their results in order, never raising for a dead job.
+    """Return every (finished) job's result in order, never raising for a dead job.
 
     A task's own exception still comes back as Hydra's failed JobReturn (Hydra raises it, as
-    with any launcher). A job that died outside its code is recorded by
-    :func:`_record_dead_job` and returned as :func:`dead_job_return`; the sweep then logs one
-    line naming all of them.
+    with any launcher). A job that died outside its code, or is in ``lost`` (job id -> state),
+    is recorded by :func:`_record_dead_job` and returned as :func:`dead_job_return`; the sweep
+    then logs one line naming all of them.
     """
     from submitit.core.utils import FailedJobError, UncompletedJobError
 
     executor = getattr(launcher, "_EXECUTOR", "")
     dead_states = DEAD_STATES.get(executor, frozenset())
-    for job in jobs:
-        job.wait()
+    lost = lost or {}
     returns: list[JobReturn] = []
     dead: list[DeadJob] = []
     for i, (job, overrides) in enumerate(zip(jobs, job_overrides, strict=True)):
         num = initial_job_idx + i
-        state = str(job.state)
+        job_id = str(job.job_id)
+        state = lost.get(job_id) or str(job.state)
         try:
-            if not job.paths.result_pickle.exists() and base_state(state) in dead_states:
+            if job_id in lost or (
+                not job.paths.result_pickle.exists() and base_state(state) in dead_states
+            ):
                 raise UncompletedJobError(f"no result (state: {state})")  # nothing to wait for
             returns.append(job.results()[0])
             continue
         except FailedJobError as exc:
-            reason = death_reason(executor, state, str(job.job_id), last_line(str(exc)))
+            reason = death_reason(executor, state, job_id, last_line(str(exc)))
         except UncompletedJobError:
             # a local job's process exit status (submitit keeps the Popen; SLURM has sacct)
             code = getattr(getattr(job, "_process", None), "returncode", None)
-            reason = death_reason(executor, str(job.state), str(job.job_id), exit_status=code)
+            state = lost.get(job_id) or str(job.state)
+            reason = death_reason(executor, state, job_id, exit_status=code)
         d = _record_dead_job(launcher, job, num, overrides, reason)
         dead.append(d)
         returns.append(dead_job_return(d))
@@ -321,7 +415,8 @@ class BoundedLocalLauncher(BaseSubmititLauncher):
 
     Each job is a separate process (submitit's local job controller) in
     ``<sweep dir>/.submitit/<pid>/``. The sweep process waits for every job to end (even after
-    one died), then returns their results in order, raising the first failure.
+    one died), then returns their results in order (:func:`collect_results`: a job whose
+    process was killed is written ``failed`` and does not stop the sweep or its verdict).
     """
 
     _EXECUTOR = "local"
@@ -400,9 +495,10 @@ class BoundedLocalLauncher(BaseSubmititLauncher):
 class SlurmLauncher(submitit_launcher.SlurmLauncher):
     """hydra-submitit-launcher's SlurmLauncher (one job array per sweep) that waits for every job.
 
-    Submission is the stock one. Collection is :func:`collect_results`: a job killed at the
-    SLURM level (UncompletedJobError: FAILED, CANCELLED, OUT_OF_MEMORY, NODE_FAIL, TIMEOUT)
-    ends ``failed`` in its ``run.json`` and the sweep (and its verdict) goes on. A requeued job
+    Submission is the stock one. Then :func:`wait_for_slurm_jobs` and :func:`collect_results`:
+    a task SLURM ended without a result (UncompletedJobError: FAILED, CANCELLED, OUT_OF_MEMORY,
+    NODE_FAIL, TIMEOUT; or cancelled while pending, which leaves no sacct record) ends
+    ``failed`` in its ``run.json`` and the sweep (and its verdict) goes on. A requeued job
     (preemption, ``scontrol requeue``, time limit via ``checkpoint()``) re-runs the same Hydra
     job in the same directory; the runner resumes from its checkpoint there.
     """
@@ -431,7 +527,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
             }
         )
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        log.info(f"SLURM sweep ({num_jobs} jobs as one job array), output dir : {sweep_dir}")
+        log.info(f"SLURM sweep ({num_jobs} jobs, one job array), output dir : {sweep_dir}")
         sweep_dir.mkdir(parents=True, exist_ok=True)
         if "mode" in self.config.hydra.sweep:
             os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
@@ -450,9 +546,10 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
                 )
             )
         jobs = executor.map_array(self, *zip(*job_params, strict=True))
-        ids = sorted({str(j.job_id).split("_")[0] for j in jobs})
-        log.info(f"submitted SLURM job array {', '.join(ids)} ({num_jobs} tasks); waiting for all")
-        return collect_results(self, jobs, job_overrides, initial_job_idx)
+        ids = ", ".join(sorted({str(j.job_id).split("_")[0] for j in jobs}))
+        log.info(f"submitted as SLURM job {ids} ({num_jobs} tasks); waiting for every one")
+        lost = wait_for_slurm_jobs(jobs)
+        return collect_results(self, jobs, job_overrides, initial_job_idx, lost)
 
 
 def _rebuild_launcher(cls: type, state: dict[str, Any]) -> Any:
