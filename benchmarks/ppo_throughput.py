@@ -1,0 +1,291 @@
+"""PPO throughput on MesaDock-v0: jitted trainer vs Gymnasium backend vs Stable-Baselines3.
+
+Env steps per second, update included, for each backend x tier x epochs, all in ONE run:
+
+- ``jax``: :class:`prereg.ppo.trainer.PPOTrainer`, functional MesaDock in one ``lax.scan``;
+- ``gym``: :class:`prereg.ppo.gym_backend.GymTrainer` on ``gymnasium.make_vec`` of the
+  registered ``prereg/MesaDock-v0``;
+- ``sb3``: Stable-Baselines3 PPO on SB3's ``make_vec_env`` of the same registered env, with
+  ``VecNormalize`` (observations only, as the trainer's normaliser).
+
+Matched settings: 64 envs x 128 steps = 8192 env steps per update, 32 minibatches of 256,
+lr 3e-4, clip 0.2, ent 0.01, vf 0.5, gae 0.95, gamma 0.99, grad-norm 0.5, Adam eps 1e-5,
+separate actor/critic tanh MLPs of the tier's sizes.  Each cell: build, one warm-up update
+(compile for jax/gym; reported separately), then ``--updates`` timed updates.  SB3 and torch
+are benchmark-only installs (never package dependencies); without them the SB3 rows say so.
+
+    python benchmarks/ppo_throughput.py                       # small+large, 10 and 4 epochs
+    python benchmarks/ppo_throughput.py --epochs 10 --updates 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+
+import jax
+
+import prereg  # noqa: F401  (registers prereg/MesaDock-v0)
+from prereg.ppo.env import ENV_ID
+from prereg.ppo.env.mesadock import DEFAULT_PARAMS, MesaDockFuncEnv
+from prereg.ppo.gym_backend import make_gym_trainer
+from prereg.ppo.networks import TIERS
+from prereg.ppo.trainer import PPOConfig, make_trainer
+
+SB3_MISSING = "SB3 not installed (pip install torch==2.13.0 stable-baselines3)"
+TOTAL_STEPS = 10_000_000
+GOALS = {"small": 6.0, "large": 2.5}  # jitted trainer vs SB3, steps/s ratio
+GOAL_MINUTES = 20.0
+
+
+@dataclass
+class Result:
+    """One backend x tier x epochs measurement."""
+
+    backend: str
+    tier: str
+    epochs: int
+    updates: int  # timed updates
+    s_per_update: float
+    warmup_s: float  # jax: AOT lower+compile; others: first update minus a timed one (>= 0)
+    batch: int
+
+    @property
+    def sps(self) -> float:
+        return self.batch / self.s_per_update
+
+
+def make_cfg(tier: str, epochs: int) -> PPOConfig:
+    """The matched PPO settings (the trainer's defaults: 64 x 128, 32 minibatches)."""
+    return PPOConfig(
+        tier=tier, update_epochs=epochs, num_envs=64, num_steps=128, num_minibatches=32
+    )
+
+
+def measure_jax(tier: str, epochs: int, updates: int) -> Result:
+    """Jitted trainer: AOT-compile one update, run one warm-up, time ``updates`` more."""
+    cfg = make_cfg(tier, epochs)
+    env = MesaDockFuncEnv()
+    trainer = make_trainer(env, DEFAULT_PARAMS, cfg)
+    state = jax.block_until_ready(trainer.init())
+    tic = time.perf_counter()
+    step = trainer.chunk_fn(1).lower(state).compile()
+    compile_s = time.perf_counter() - tic
+    state, _ = jax.block_until_ready(step(state))  # warm-up update
+    tic = time.perf_counter()
+    for _ in range(updates):
+        state, metrics = step(state)
+    jax.block_until_ready((state, metrics))
+    dt = time.perf_counter() - tic
+    return Result("jax (lax.scan)", tier, epochs, updates, dt / updates, compile_s, cfg.batch_size)
+
+
+def measure_gym(tier: str, epochs: int, updates: int) -> Result:
+    """Gymnasium backend: one warm-up update (jit compiles), then ``updates`` timed."""
+    cfg = make_cfg(tier, epochs)
+    trainer = make_gym_trainer(ENV_ID, cfg)
+    try:
+        state = trainer.init()
+        tic = time.perf_counter()
+        state, _ = trainer.run_chunk(state, 1)
+        first = time.perf_counter() - tic
+        tic = time.perf_counter()
+        state, _ = trainer.run_chunk(state, updates)
+        dt = time.perf_counter() - tic
+    finally:
+        trainer.close()
+    per = dt / updates
+    warm = max(0.0, first - per)
+    return Result("gym (make_vec)", tier, epochs, updates, per, warm, cfg.batch_size)
+
+
+def sb3_version() -> str | None:
+    """'sb3 X, torch Y' if both import, else None."""
+    try:
+        import stable_baselines3
+        import torch
+    except ImportError:
+        return None
+    return f"stable-baselines3 {stable_baselines3.__version__}, torch {torch.__version__}"
+
+
+def measure_sb3(tier: str, epochs: int, updates: int) -> Result:
+    """SB3 PPO with matched settings: one warm-up ``learn``, then ``updates`` timed."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    cfg = make_cfg(tier, epochs)
+    venv = VecNormalize(
+        make_vec_env(ENV_ID, n_envs=cfg.num_envs, seed=cfg.seed),
+        norm_obs=True,
+        norm_reward=False,
+        clip_obs=cfg.obs_clip,
+    )
+    hidden = list(TIERS[tier])
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        learning_rate=cfg.lr,
+        n_steps=cfg.num_steps,
+        batch_size=cfg.batch_size // cfg.num_minibatches,
+        n_epochs=epochs,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        clip_range=cfg.clip_range,
+        ent_coef=cfg.entropy_coef,
+        vf_coef=cfg.value_coef,
+        max_grad_norm=cfg.max_grad_norm,
+        policy_kwargs={
+            "net_arch": {"pi": hidden, "vf": hidden},
+            "activation_fn": torch.nn.Tanh,
+            "log_std_init": cfg.log_std_init,
+            "optimizer_kwargs": {"eps": cfg.adam_eps},
+        },
+        device="cpu",
+        seed=cfg.seed,
+        verbose=0,
+    )
+    try:
+        tic = time.perf_counter()
+        model.learn(cfg.batch_size)  # warm-up update
+        first = time.perf_counter() - tic
+        tic = time.perf_counter()
+        model.learn(updates * cfg.batch_size, reset_num_timesteps=False)
+        dt = time.perf_counter() - tic
+    finally:
+        venv.close()
+    per = dt / updates
+    warm = max(0.0, first - per)
+    return Result("sb3 (PyTorch)", tier, epochs, updates, per, warm, cfg.batch_size)
+
+
+def table(results: list[Result], sb3_note: str | None) -> str:
+    """The Markdown table; ratio = steps/s over SB3's for the same tier and epochs."""
+    sb3 = {(r.tier, r.epochs): r for r in results if r.backend.startswith("sb3")}
+    lines = [
+        "| backend | tier | epochs | steps/s | vs SB3 | s/update | timed updates "
+        "| compile / warm-up s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    keys = dict.fromkeys((r.epochs, r.tier) for r in results)
+    for epochs, tier in keys:
+        for r in (r for r in results if (r.epochs, r.tier) == (epochs, tier)):
+            base = sb3.get((tier, epochs))
+            ratio = f"{r.sps / base.sps:.1f}x" if base else "n/a"
+            lines.append(
+                f"| {r.backend} | {tier} | {epochs} | {r.sps:,.0f} | {ratio} "
+                f"| {r.s_per_update:.3f} | {r.updates} | {r.warmup_s:.1f} |"
+            )
+        if sb3_note:
+            lines.append(f"| sb3 (PyTorch) | {tier} | {epochs} | {sb3_note} | | | | |")
+    return "\n".join(lines)
+
+
+def goal_check(results: list[Result]) -> list[str]:
+    """One line per goal: jitted/SB3 ratio per tier (every epochs setting) and 10M wall time."""
+    by = {(r.backend.split()[0], r.tier, r.epochs): r for r in results}
+    lines = []
+    for tier, goal in GOALS.items():
+        for epochs in sorted({r.epochs for r in results}, reverse=True):
+            j, s = by.get(("jax", tier, epochs)), by.get(("sb3", tier, epochs))
+            if j is None:
+                continue
+            if s is None:
+                lines.append(f"- {tier}, {epochs} epochs: >= {goal}x SB3: unknown (no SB3 row)")
+                continue
+            ratio = j.sps / s.sps
+            verdict = "MET" if ratio >= goal else "NOT MET"
+            lines.append(f"- {tier}, {epochs} epochs: >= {goal}x SB3: {ratio:.1f}x -> {verdict}")
+    for epochs in sorted({r.epochs for r in results}, reverse=True):
+        j = by.get(("jax", "large", epochs))
+        if j is None:
+            continue
+        updates = -(-TOTAL_STEPS // j.batch)
+        minutes = (updates * j.s_per_update + j.warmup_s) / 60
+        verdict = "MET" if minutes <= GOAL_MINUTES else "NOT MET"
+        lines.append(
+            f"- 10M large-tier steps ({updates} updates, {epochs} epochs) with the jitted "
+            f"trainer: projected {minutes:.1f} min incl. compile (goal <= {GOAL_MINUTES:.0f} min)"
+            f" -> {verdict}"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiers", nargs="+", default=["small", "large"], choices=sorted(TIERS))
+    parser.add_argument("--epochs", nargs="+", type=int, default=[10, 4])
+    parser.add_argument("--updates", type=int, default=5, help="timed updates per cell")
+    parser.add_argument(
+        "--sb3-large-updates", type=int, default=None, help="timed SB3 updates at the large tier"
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch.set_num_threads (1: on 2 shared cores, 2 threads spin-wait against XLA "
+        "and other jobs; SB3's update ran ~20x slower in a trial)",
+    )
+    parser.add_argument("--no-sb3", action="store_true", help="skip SB3 even if installed")
+    args = parser.parse_args()
+
+    print("command: python benchmarks/ppo_throughput.py " + " ".join(sys.argv[1:]))
+    sb3 = None if args.no_sb3 else sb3_version()
+    sb3_note = None if sb3 else ("SB3 skipped (--no-sb3)" if args.no_sb3 else SB3_MISSING)
+    if sb3:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+        threads = f"torch threads {torch.get_num_threads()}"
+    else:
+        threads = "torch not used"
+    print(
+        f"python {platform.python_version()}, jax {jax.__version__} ({jax.default_backend()}), "
+        f"{sb3 or 'no SB3'}; {os.cpu_count()} CPUs, {threads} (XLA: ~1 core per process)"
+    )
+    load0 = os.getloadavg()
+    print(f"load average at start: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}")
+
+    results: list[Result] = []
+    for epochs in args.epochs:
+        for tier in args.tiers:
+            n_sb3 = args.sb3_large_updates if tier == "large" else None
+            cells = [(measure_jax, args.updates), (measure_gym, args.updates)]
+            if sb3:
+                cells.append((measure_sb3, n_sb3 or args.updates))
+            for fn, n in cells:
+                r = fn(tier, epochs, n)
+                results.append(r)
+                print(
+                    f"  {r.backend:15s} {tier:5s} {epochs:2d} epochs: {r.sps:9,.0f} steps/s "
+                    f"({r.s_per_update:.3f} s/update, {n} timed, warm-up {r.warmup_s:.1f} s, "
+                    f"load {os.getloadavg()[0]:.2f})",
+                    flush=True,
+                )
+
+    load1 = os.getloadavg()
+    print()
+    print(table(results, sb3_note))
+    print()
+    if args.sb3_large_updates and sb3:
+        print(f"SB3 large tier: {args.sb3_large_updates} timed updates (others {args.updates}).")
+    print(
+        "compile / warm-up: jax = AOT lower+compile of one update; gym, sb3 = first update "
+        "minus the mean timed one (jit compiles for gym; none for sb3), floored at 0."
+    )
+    print("Goals:")
+    print("\n".join(goal_check(results)))
+    print(f"load average at end: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+    if max(load0[0], load1[0]) > 1.5:
+        print("note: load average above 1.5 -- the machine was shared with other jobs.")
+    print(f"\ncommand: python benchmarks/ppo_throughput.py {' '.join(sys.argv[1:])}".rstrip())
+
+
+if __name__ == "__main__":
+    main()
