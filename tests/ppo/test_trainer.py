@@ -113,7 +113,12 @@ def test_metrics_finite_every_column():
     assert set(m) == set(METRIC_NAMES)
     for k in METRIC_NAMES:
         assert m[k].shape == (2,), k
-        assert np.all(np.isfinite(m[k])), (k, m[k])
+        if k in ("episode_return", "success_rate"):
+            # NaN by design in an update where no episode ended (the first 32 steps may end
+            # none); by step 64 every env has passed the 40-step limit, so update 2 has some
+            assert np.isfinite(m[k][1]), (k, m[k])
+        else:
+            assert np.all(np.isfinite(m[k])), (k, m[k])
     np.testing.assert_array_equal(m["update"], [1, 2])
     np.testing.assert_array_equal(m["env_steps"], [256, 512])
     assert int(state.env_steps) == 512 and int(state.update) == 2
