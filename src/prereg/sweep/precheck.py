@@ -1,9 +1,9 @@
 """Check a ``run.py`` command line before Hydra starts any job.
 
 Hydra would compose each job only when it launches it and report a bad override as
-several lines (or a stack trace).  Here the whole sweep is expanded and every job's
-config composed and validated up front, so a bad sweep stops before any compute with
-exit status 2 and one line ``error: <key>: <problem> (allowed: ...)``.
+several lines (or a stack trace).  Here the whole sweep is expanded and jobs covering
+every swept value are composed and validated up front, so a bad sweep stops before any
+compute with exit status 2 and one line ``error: <key>: <problem> (allowed: ...)``.
 """
 
 from __future__ import annotations
@@ -128,6 +128,22 @@ def _groups(loader) -> list[str]:
         return []
 
 
+def covering_jobs(jobs: list[list[str]]) -> list[list[str]]:
+    """A subset of the jobs in which every override (key=value) of the sweep appears.
+
+    Composing a Hydra config costs ~0.3 s; checking every value of every swept key (4 jobs
+    for 3 arms x 4 cells instead of 12) finds the same bad values, and each job validates
+    its own full config again when it starts.
+    """
+    seen: set[str] = set()
+    chosen = []
+    for job in jobs:
+        if not set(job) <= seen:
+            chosen.append(job)
+            seen.update(job)
+    return chosen or jobs[:1]
+
+
 def check(argv: list[str], conf_dir: Path, config_name: str = "config") -> int | None:
     """Validate the command line; print one line and return 2 on bad input, else None."""
     from hydra._internal.utils import get_args_parser
@@ -152,7 +168,7 @@ def check(argv: list[str], conf_dir: Path, config_name: str = "config") -> int |
         jobs = expand_jobs(loader, list(args.overrides), multirun)
         if not jobs:
             raise ConfigError("command line", "the sweep expands to no job")
-        for job in jobs:
+        for job in covering_jobs(jobs):
             cfg = loader.load_configuration(config_name, job, run_mode=RunMode.RUN)
             validate(cfg)
     except Exception as exc:  # noqa: BLE001 - every problem becomes one line

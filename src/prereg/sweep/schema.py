@@ -36,7 +36,7 @@ class CellConf:
 class Exp9Conf:
     """exp9 execution settings that do not change the science (not registered)."""
 
-    chunk_steps: int = 250  # steps per jitted scan chunk; a checkpoint is written after each
+    chunk_steps: int = 500  # steps per jitted scan chunk; a checkpoint is written after each
 
 
 @dataclass
