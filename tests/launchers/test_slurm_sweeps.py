@@ -47,8 +47,12 @@ def peek(run_dir: Path) -> dict[str, Any] | None:
 
 
 def task_id(record: dict[str, Any]) -> str:
-    """``<array>_<task>``: the id scontrol/scancel take for one array task."""
-    return f"{record['slurm']['array_job_id']}_{record['slurm']['array_task_id']}"
+    """``<array>_<task>``: the id scontrol/scancel take for one array task (a sweep of one job
+    is submitted as a plain job: then its job id)."""
+    slurm = record["slurm"]
+    if "array_job_id" not in slurm:
+        return str(slurm["job_id"])
+    return f"{slurm['array_job_id']}_{slurm['array_task_id']}"
 
 
 def start(tmp: Path, sweep: Path, *args: str) -> subprocess.Popen:
@@ -311,3 +315,55 @@ def test_requeued_jobs_resume_and_match_an_uninterrupted_run(
     assert v["runs"]["completed"] == 2 and not v["runs"]["not_completed"]
     data, _ = sweep_status(sweep)
     assert {j["attempts"] for j in data["jobs"]} == {2}
+
+
+PPO_TINY = [
+    "experiment=ppo", "tier=small", "ppo.num_envs=16", "ppo.num_steps=32",
+    "ppo.num_minibatches=4", "ppo.update_epochs=2", "ppo.chunk_updates=2", "ppo.eval_every=20",
+    "ppo.eval_seeds=4", "eval.n_seeds=4", "ppo.updates=160", "hydra.sweep.subdir=ppo",
+]  # fmt: skip
+
+
+def test_a_requeued_ppo_job_resumes_and_matches_an_uninterrupted_run(
+    slurm_cluster: str, tmp_path: Path
+) -> None:
+    """A PPO job requeued mid-training (``scontrol requeue``) resumes from its checkpoint in the
+    same directory and ends with the metrics and final state of an uninterrupted run."""
+    from prereg.sweep.checkpoints import load_checkpoint
+
+    sweep = tmp_path / "sweep"
+    proc = start(tmp_path, sweep, *PPO_TINY)
+    d = sweep / "ppo"
+    sent: dict[str, str] = {}
+
+    def requeue(r: dict[str, Any]) -> None:
+        sent["task"] = task_id(r)
+        subprocess.run(["scontrol", "requeue", sent["task"]], check=True, timeout=30)
+
+    ready = lambda: any((d / "checkpoints").glob("step_*")) and peek(d)  # noqa: E731
+    act_when_ready([(ready, requeue)], proc, sweep, 180)
+    reference = tmp_path / "basic"
+    try:
+        ref = run_cli("-m", *PPO_TINY, f"hydra.sweep.dir={reference}", timeout=300)
+    except BaseException:
+        proc.kill()
+        cancel_sweep_jobs(sweep)
+        raise
+    finish(proc, tmp_path, sweep, timeout=300)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+
+    r = peek(d)
+    assert r["status"] == "completed", r["reason"]
+    assert r["attempts"] == 2 and r["slurm"]["restart_count"] == "1"
+    assert task_id(r) == sent["task"]
+    job_log = "".join(p.read_text() for p in d.glob("*.log"))
+    resumed = re.findall(r"resuming .* \(update (\d+)\)", job_log)
+    assert len(resumed) == 1 and 0 < int(resumed[0]) < 160, resumed
+    ours = pd.read_csv(d / "metrics.csv").drop(columns="sps")
+    theirs = pd.read_csv(reference / "ppo" / "metrics.csv").drop(columns="sps")
+    pd.testing.assert_frame_equal(theirs, ours, check_exact=True)
+    fa, _ = load_checkpoint(d / "checkpoints" / "final")
+    fb, _ = load_checkpoint(reference / "ppo" / "checkpoints" / "final")
+    assert fa.keys() == fb.keys()
+    for key in fa:
+        assert (fa[key] == fb[key]).all(), key
