@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from prereg.sweep import checkpoints as ck
 from prereg.sweep.atomic import atomic_write_csv, atomic_write_json, read_json
 from prereg.sweep.registration import registration_hash, to_plain
-from prereg.sweep.rundir import RunDir, RunHalted, check_registration, guarded_run
+from prereg.sweep.rundir import RunDir, RunHalted, run_registered
 from prereg.sweep.schema import Exp9Registration
 from prereg.sweep.validate import typed_registration
 
@@ -33,18 +33,13 @@ class NonFiniteError(RuntimeError):
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run (or resume, or skip if completed) one exp9 job in ``run_dir``; returns its summary."""
-    reg_cfg = typed_registration(cfg, Exp9Registration)
-    reg = to_plain(reg_cfg)
-    reg_hash = registration_hash(reg)
-    rd = RunDir(run_dir)
-    check_registration(rd, reg, reg_hash)
-    previous = rd.read()
-    if previous and previous.get("status") == "completed":
-        log.info("%s already completed; not redone", run_dir)
-        return read_json(run_dir / "summary.json") or {}
-    atomic_write_json(run_dir / "registration.json", reg)
-    return guarded_run(
-        rd, "exp9", reg["name"], reg_hash, lambda: _train(reg, cfg.arm.name, cfg.cell.name, cfg, rd)
+    reg = to_plain(typed_registration(cfg, Exp9Registration))
+    return run_registered(
+        run_dir,
+        "exp9",
+        reg,
+        registration_hash(reg),
+        lambda rd: _train(reg, cfg.arm.name, cfg.cell.name, cfg, rd),
     )
 
 

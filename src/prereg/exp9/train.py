@@ -17,18 +17,9 @@ import optax
 
 from prereg.exp9 import model, resolvent
 from prereg.exp9 import predictor as pred
+from prereg.exp9.analysis import METRIC_COLUMNS
 
-METRIC_KEYS = (
-    "step",
-    "kl",
-    "rho",
-    "signal",
-    "noise",
-    "rho_proj",
-    "noise_proj",
-    "loss",
-    "grad_norm",
-)
+METRIC_KEYS = tuple(METRIC_COLUMNS)  # one list of logged columns, shared with the verdict
 
 
 class TrainState(NamedTuple):

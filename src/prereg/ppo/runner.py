@@ -23,10 +23,10 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from prereg.sweep import checkpoints as ck
-from prereg.sweep.atomic import atomic_write_csv, atomic_write_json, read_json
+from prereg.sweep.atomic import atomic_write_csv, atomic_write_json
 from prereg.sweep.candidates import KNOBS, apply_candidate, candidate_name
 from prereg.sweep.registration import registration_hash, to_plain
-from prereg.sweep.rundir import RunDir, check_registration, guarded_run
+from prereg.sweep.rundir import RunDir, guarded_run, run_registered
 from prereg.sweep.schema import PPORegistration
 from prereg.sweep.validate import typed_registration
 
@@ -168,15 +168,9 @@ def run_ppo(
     """
     cfg = apply_candidate(cfg)
     reg = to_plain(typed_registration(cfg, PPORegistration))
-    reg_hash = registration_hash(reg)
-    rd = RunDir(run_dir)
-    check_registration(rd, reg, reg_hash)
-    previous = rd.read()
-    if previous and previous.get("status") == "completed":
-        log.info("%s already completed; not redone", run_dir)
-        return read_json(run_dir / "summary.json") or {}
-    atomic_write_json(run_dir / "registration.json", reg)
-    return guarded_run(rd, experiment, reg["name"], reg_hash, lambda: body(cfg, rd))
+    return run_registered(
+        run_dir, experiment, reg, registration_hash(reg), lambda rd: body(cfg, rd)
+    )
 
 
 def _check_finite(frame: pd.DataFrame) -> None:

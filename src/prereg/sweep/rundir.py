@@ -9,6 +9,7 @@ commit and, under SLURM, the job and array ids.  A run's life is wrapped by
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import platform
 import signal
@@ -24,6 +25,8 @@ from prereg import __version__
 from prereg.sweep.atomic import atomic_write_json, read_json
 from prereg.sweep.errors import ConfigError
 from prereg.sweep.registration import differing_constants
+
+log = logging.getLogger("prereg")
 
 STATUSES = ("running", "completed", "failed", "halted", "skipped")
 FINAL_STATUSES = ("completed", "failed", "halted", "skipped")
@@ -215,3 +218,23 @@ def check_registration(rd: RunDir, reg: dict[str, Any], reg_hash: str) -> None:
         f"{rd.path} holds a run of registration hash {previous['registration_hash']}, this run's "
         f"is {reg_hash}; differing constants: {', '.join(diff)}; use a new output directory",
     )
+
+
+def run_registered(
+    run_dir: Path,
+    experiment: str,
+    reg: dict[str, Any],
+    reg_hash: str,
+    body: Callable[[RunDir], dict[str, Any]],
+) -> dict[str, Any]:
+    """The life of one registered run: refuse a run dir of another registration, return the
+    summary of a completed run without redoing it, else record the registration and run
+    ``body(rundir)`` under :func:`guarded_run` (resuming is the body's job)."""
+    rd = RunDir(run_dir)
+    check_registration(rd, reg, reg_hash)
+    previous = rd.read()
+    if previous and previous.get("status") == "completed":
+        log.info("%s already completed; not redone", run_dir)
+        return read_json(rd.path / "summary.json") or {}
+    atomic_write_json(rd.path / "registration.json", reg)
+    return guarded_run(rd, experiment, reg["name"], reg_hash, lambda: body(rd))
