@@ -164,7 +164,9 @@ def test_a_failing_job_is_recorded_and_the_others_still_count(tmp_path):
 
 
 def test_killed_run_resumes_from_its_checkpoint_with_identical_results(tmp_path):
-    args = ["arm=primary", "cell=n5m2", "registration.step_cap=120", "exp9.chunk_steps=20"]
+    # the largest cell at the registered cap: seconds of training after the first checkpoint,
+    # so the kill lands mid-run even when everything is compiled and cached
+    args = ["arm=primary", "cell=n5m3", "exp9.chunk_steps=100"]
     ref = tmp_path / "reference"
     assert run_cli(*args, f"hydra.run.dir={ref}").returncode == 0
     victim = tmp_path / "victim"

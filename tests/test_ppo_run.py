@@ -106,23 +106,29 @@ def test_a_segment_continues_with_cumulative_env_steps(trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(trained, tmp_path):
+def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
+    # 40 updates of 8 epochs: seconds of training after the first checkpoint, so the kill
+    # lands mid-run even when everything is compiled and cached
+    args = [a for a in TINY if not a.startswith("ppo.update_epochs=")]
+    args += ["ppo.updates=40", "ppo.update_epochs=8"]
+    reference = tmp_path / "reference"
+    assert run_cli(*args, f"hydra.run.dir={reference}").returncode == 0
     victim = tmp_path / "victim"
-    cmd = [sys.executable, str(REPO / "run.py"), *TINY, "ppo.updates=6", f"hydra.run.dir={victim}"]
+    cmd = [sys.executable, str(REPO / "run.py"), *args, f"hydra.run.dir={victim}"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while time.time() < deadline and not (victim / "checkpoints" / "step_00000002").exists():
-        time.sleep(0.05)
+    while time.time() < deadline and not list((victim / "checkpoints").glob("step_*")):
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert json.loads((victim / "run.json").read_text())["status"] == "running"
-    done = run_cli(*TINY, "ppo.updates=6", f"hydra.run.dir={victim}")
+    done = run_cli(*args, f"hydra.run.dir={victim}")
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((victim / "run.json").read_text())["attempts"] == 2
-    a = pd.read_csv(trained / "metrics.csv").drop(columns="sps")
+    a = pd.read_csv(reference / "metrics.csv").drop(columns="sps")
     b = pd.read_csv(victim / "metrics.csv").drop(columns="sps")
     pd.testing.assert_frame_equal(a, b, check_exact=True)
-    fa, _ = load_checkpoint(trained / "checkpoints" / "final")
+    fa, _ = load_checkpoint(reference / "checkpoints" / "final")
     fb, _ = load_checkpoint(victim / "checkpoints" / "final")
     assert fa.keys() == fb.keys()
     for key in fa:

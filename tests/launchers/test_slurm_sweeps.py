@@ -256,9 +256,11 @@ def test_requeued_jobs_resume_and_match_an_uninterrupted_run(
 ) -> None:
     """``scontrol requeue`` (preemption: SIGTERM, then SIGKILL after KillWait) on one job and
     SIGUSR2 (the time-limit signal: submitit checkpoints, requeues and exits) on the other."""
-    steps, cell = 200, "n4m3"
+    # the largest cell and the registered step cap: ~4 s of training after the first
+    # checkpoint, so the requeue lands mid-run even with a warm compilation cache
+    steps, cell = 2000, "n5m3"
     args = ["arm=primary,secondary", f"cell={cell}", f"registration.step_cap={steps}"]
-    args.append("exp9.chunk_steps=20")
+    args.append("exp9.chunk_steps=100")
     sweep = tmp_path / "sweep"
     proc = start(tmp_path, sweep, *args)
     a, b = job_dir(sweep, "primary", cell, steps), job_dir(sweep, "secondary", cell, steps)
