@@ -63,6 +63,7 @@ from prereg.ppo.normalizer import (
     normalize,
     update_normalizer,
 )
+from prereg.sweep.schema import PPOConf
 
 METRIC_NAMES: tuple[str, ...] = (
     "update",
@@ -84,21 +85,26 @@ METRIC_NAMES: tuple[str, ...] = (
 # --------------------------------------------------------------------------- config
 
 
+_SEED_DEFAULTS = PPOConf()  # the seed's defaults live once, in the Hydra schema
+
+
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
-    lr: float = 3e-4
-    value_coef: float = 0.5
-    entropy_coef: float = 0.01
-    clip_range: float = 0.2
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    num_envs: int = 64
-    num_steps: int = 128
-    update_epochs: int = 10
-    num_minibatches: int = 32
-    max_grad_norm: float = 0.5
+    """The trainer's settings; defaults are the Hydra schema's (``prereg.sweep.schema.PPOConf``)."""
+
+    lr: float = _SEED_DEFAULTS.lr
+    value_coef: float = _SEED_DEFAULTS.value_coef
+    entropy_coef: float = _SEED_DEFAULTS.entropy_coef
+    clip_range: float = _SEED_DEFAULTS.clip_range
+    gamma: float = _SEED_DEFAULTS.gamma
+    gae_lambda: float = _SEED_DEFAULTS.gae_lambda
+    num_envs: int = _SEED_DEFAULTS.num_envs
+    num_steps: int = _SEED_DEFAULTS.num_steps
+    update_epochs: int = _SEED_DEFAULTS.update_epochs
+    num_minibatches: int = _SEED_DEFAULTS.num_minibatches
+    max_grad_norm: float = _SEED_DEFAULTS.max_grad_norm
     tier: str = "medium"
-    seed: int = 0
+    seed: int = _SEED_DEFAULTS.seed
     anneal_lr: bool = False
     total_updates: int | None = None  # only used (and required) with anneal_lr
     log_std_init: float = 0.0
