@@ -32,3 +32,21 @@ def prereg_cli(*args: str, timeout: float = 300):
         text=True,
         timeout=timeout,
     )
+
+
+def sibling_module(test_file: str, name: str):
+    """The test module ``<dir of test_file>/<name>.py``: pytest's instance if already imported
+    (so cached trainers are shared), else loaded from its path (``--import-mode=importlib``
+    gives test modules no importable package name)."""
+    import importlib.util
+
+    path = Path(test_file).with_name(f"{name}.py").resolve()
+    for mod in list(sys.modules.values()):
+        f = getattr(mod, "__file__", None)
+        if f and Path(f).resolve() == path:
+            return mod
+    spec = importlib.util.spec_from_file_location(f"_prereg_tests_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod

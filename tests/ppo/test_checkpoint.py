@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+from helpers import sibling_module
 
 from prereg.ppo.networks import actor_mean
 from prereg.ppo.normalizer import NormalizerState, normalize
@@ -24,17 +22,8 @@ from prereg.sweep.checkpoints import (
 
 
 def _sibling(name):
-    """tests/ppo/<name>.py (toy env, shared trainer): pytest's instance if imported, else load."""
-    path = Path(__file__).with_name(f"{name}.py").resolve()
-    for mod in list(sys.modules.values()):
-        f = getattr(mod, "__file__", None)
-        if f and Path(f).resolve() == path:
-            return mod
-    spec = importlib.util.spec_from_file_location(f"_prereg_ppo_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    """tests/ppo/<name>.py (toy env, shared trainer)."""
+    return sibling_module(__file__, name)
 
 
 @pytest.fixture(scope="module")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import sibling_module
 
 from prereg.ppo.evaluate import EPISODE_FIELDS, SUMMARY_FIELDS, Evaluator, episodes_to_rows
 from prereg.ppo.normalizer import NormalizerState
@@ -18,17 +16,8 @@ from prereg.ppo.policy import export_policy, load_policy
 
 
 def _sibling(name):
-    """tests/ppo/<name>.py (for the toy env): pytest's instance if imported, else load it."""
-    path = Path(__file__).with_name(f"{name}.py").resolve()
-    for mod in list(sys.modules.values()):
-        f = getattr(mod, "__file__", None)
-        if f and Path(f).resolve() == path:
-            return mod
-    spec = importlib.util.spec_from_file_location(f"_prereg_ppo_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    """tests/ppo/<name>.py (toy env, shared trainer)."""
+    return sibling_module(__file__, name)
 
 
 def homing_params(gain=-5.0):
