@@ -410,6 +410,25 @@ class BoundedLocalQueueConf(LocalQueueConf):
     setup: list[str] | None = None
 
 
+def _prepare_jobs(
+    config: Any, sweep_dir: Path, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+) -> list[tuple[Any, ...]]:
+    """Create the sweep dir (with ``hydra.sweep.mode``), log each job, and return the argument
+    tuples submitit passes to ``BaseSubmititLauncher.__call__`` for each job (as the stock
+    launcher builds them)."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    if "mode" in config.hydra.sweep:
+        os.chmod(sweep_dir, mode=int(str(config.hydra.sweep.mode), 8))
+    job_params: list[tuple[Any, ...]] = []
+    for i, overrides in enumerate(job_overrides):
+        idx = initial_job_idx + i
+        log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+        job_params.append(
+            (list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
+        )
+    return job_params
+
+
 class BoundedLocalLauncher(BaseSubmititLauncher):
     """submitit's local executor, with a sliding window of ``array_parallelism`` jobs.
 
@@ -447,23 +466,7 @@ class BoundedLocalLauncher(BaseSubmititLauncher):
             f"Bounded local sweep ({num_jobs} jobs, at most {limit} at once), "
             f"output dir : {sweep_dir}"
         )
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        if "mode" in self.config.hydra.sweep:
-            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
-
-        job_params: list[tuple[Any, ...]] = []
-        for i, overrides in enumerate(job_overrides):
-            idx = initial_job_idx + i
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            job_params.append(
-                (
-                    list(overrides),
-                    "hydra.sweep.dir",
-                    idx,
-                    f"job_id_for_{idx}",
-                    Singleton.get_state(),
-                )
-            )
+        job_params = _prepare_jobs(self.config, sweep_dir, job_overrides, initial_job_idx)
 
         jobs: list[Any] = [None] * num_jobs
         waiting = deque(range(num_jobs))
@@ -528,23 +531,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         )
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         log.info(f"SLURM sweep ({num_jobs} jobs, one job array), output dir : {sweep_dir}")
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        if "mode" in self.config.hydra.sweep:
-            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
-
-        job_params: list[tuple[Any, ...]] = []
-        for i, overrides in enumerate(job_overrides):
-            idx = initial_job_idx + i
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            job_params.append(
-                (
-                    list(overrides),
-                    "hydra.sweep.dir",
-                    idx,
-                    f"job_id_for_{idx}",
-                    Singleton.get_state(),
-                )
-            )
+        job_params = _prepare_jobs(self.config, sweep_dir, job_overrides, initial_job_idx)
         jobs = executor.map_array(self, *zip(*job_params, strict=True))
         ids = ", ".join(sorted({str(j.job_id).split("_")[0] for j in jobs}))
         log.info(f"submitted as SLURM job {ids} ({num_jobs} tasks); waiting for every one")
