@@ -194,20 +194,23 @@ def test_by_unknown_key_is_an_error(mixed: Path, capsys) -> None:
     assert len(err) == 1 and err[0].startswith("error: by: no run has key 'nope'")
 
 
-def test_generic_experiment_scalar_leaves(tmp_path: Path) -> None:
+def _fake_runs(tmp_path: Path, experiment: str) -> None:
     for lr in ("1e-4", "3e-4"):
         d = tmp_path / f"ppo.lr={lr}"
         d.mkdir()
-        job = {"choices": {"experiment": "ppo", "tier": "large"}, "overrides": [f"ppo.lr={lr}"]}
+        job = {
+            "choices": {"experiment": experiment, "tier": "large"},
+            "overrides": [f"ppo.lr={lr}"],
+        }
         (d / "run.json").write_text(
             json.dumps(
-                {"status": "completed", "experiment": "ppo", "wall_seconds": 9.5, "job": job}
+                {"status": "completed", "experiment": experiment, "wall_seconds": 9.5, "job": job}
             )
         )
         (d / "summary.json").write_text(
             json.dumps(
                 {
-                    "experiment": "ppo",
+                    "experiment": experiment,
                     "env_steps": 8192,
                     "final": {"success_rate": 0.5, "entropy": 2.1},
                     "curve": [1, 2, 3],
@@ -215,6 +218,10 @@ def test_generic_experiment_scalar_leaves(tmp_path: Path) -> None:
                 }
             )
         )
+
+
+def test_generic_experiment_scalar_leaves(tmp_path: Path) -> None:
+    _fake_runs(tmp_path, "my_experiment")
     table = build_table(collect_runs([str(tmp_path)])[0])
     assert table.columns == [
         "run",
@@ -225,6 +232,20 @@ def test_generic_experiment_scalar_leaves(tmp_path: Path) -> None:
         "final.success_rate",
         "final.entropy",
         "tier",
+    ]
+
+
+def test_ppo_runs_show_their_named_figures_only(tmp_path: Path) -> None:
+    _fake_runs(tmp_path, "ppo")  # tier is a config choice, not repeated as a figure
+    table = build_table(collect_runs([str(tmp_path)])[0])
+    assert table.columns == [
+        "run",
+        "ppo.lr",
+        "status",
+        "wall_s",
+        "env_steps",
+        "final.success_rate",
+        "final.entropy",
     ]
 
 

@@ -202,9 +202,25 @@ def _generic_figures(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in flat.items() if not isinstance(v, (dict, list))}
 
 
+#: PPO and ladder runs: the figures a reader compares (hparams are already config columns).
+PPO_FIGURES = (
+    "updates", "env_steps", "final.success_rate", "final.entropy", "final.log_std",
+    "final.value_loss", "evaluation.success_rate", "evaluation.mean_return",
+    "stage3_evaluation.success_rate", "grade.passed", "grade.failed_stage", "mean_sps",
+)  # fmt: skip
+
+
+def _ppo_figures(summary: dict[str, Any]) -> dict[str, Any]:
+    """PPO / ladder: training end figures, evaluation(s) and the ladder grade where present."""
+    flat = flatten(summary)
+    return {k: flat[k] for k in PPO_FIGURES if k in flat}
+
+
 # experiment -> function(summary dict) -> ordered {column: value}; others get _generic_figures
 EXPERIMENT_FIGURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "exp9": _exp9_figures,
+    "ppo": _ppo_figures,
+    "ppo_ladder": _ppo_figures,
 }
 
 
