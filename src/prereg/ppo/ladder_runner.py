@@ -41,7 +41,7 @@ from prereg.sweep.schema import PPORegistration
 from prereg.sweep.validate import typed_registration
 
 log = logging.getLogger("prereg.ppo")
-_SETTING_EXCLUDED = ("candidate", "ladder.mode")
+_SETTING_EXCLUDED = ("candidate", "ladder.mode", "logger")  # logging changes no result
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 RUNNERS = ("exp9", "ppo", "ppo_ladder", "ppo_eval")
+LOGGERS = ("none", "tensorboard")  # the options of the logger group (conf/logger/)
 
 
 # ----------------------------------------------------------------------------- exp9
@@ -195,6 +196,14 @@ class PPORegistration:
     candidates: dict[str, CandidateSpec] = field(default_factory=dict)
 
 
+# ----------------------------------------------------------------------------- logging
+@dataclass
+class LoggerConf:
+    """Where per-step figures also go, one of ``LOGGERS`` (changes no result)."""
+
+    name: str = "none"
+
+
 # ----------------------------------------------------------------------------- top level
 @dataclass
 class PreregConfig:
@@ -212,6 +221,7 @@ class PreregConfig:
     candidate: CandidateConf | None = None
     ladder: LadderConf = field(default_factory=LadderConf)
     checkpoint: str | None = None
+    logger: LoggerConf = field(default_factory=LoggerConf)
 
 
 def register_schemas() -> None:
