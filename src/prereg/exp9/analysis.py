@@ -33,12 +33,9 @@ def diagnostic_steps(step_cap: int, count: int) -> list[int]:
 
 def first_nonfinite(frame: pd.DataFrame) -> tuple[int, str] | None:
     """(step, column) of the first non-finite logged value, or None when all are finite."""
-    values = frame[METRIC_COLUMNS].to_numpy(dtype=float)
-    bad = ~np.isfinite(values)
-    if not bad.any():
-        return None
-    row, col = np.argwhere(bad)[0]
-    return int(frame["step"].iloc[row]), METRIC_COLUMNS[col]
+    from prereg.sweep.nonfinite import first_nonfinite as first
+
+    return first(frame["step"].to_numpy(), {c: frame[c] for c in METRIC_COLUMNS})
 
 
 def crossing(frame: pd.DataFrame, kl_threshold: float) -> dict[str, Any] | None:

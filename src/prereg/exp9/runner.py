@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from prereg.reports import tensorboard_log
 from prereg.sweep import checkpoints as ck
 from prereg.sweep.atomic import atomic_write_csv, atomic_write_json, read_json
+from prereg.sweep.nonfinite import first_nonfinite, nonfinite_error, nonfinite_leaf
 from prereg.sweep.registration import registration_hash, to_plain
 from prereg.sweep.rundir import RunDir, RunHalted, run_registered
 from prereg.sweep.schema import Exp9Registration
@@ -27,23 +29,27 @@ from prereg.sweep.validate import typed_registration
 log = logging.getLogger("prereg.exp9")
 
 
-class NonFiniteError(RuntimeError):
-    """A logged value became NaN or inf: the run fails at that step (P1)."""
-
-
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run (or resume, or skip if completed) one exp9 job in ``run_dir``; returns its summary."""
     reg = to_plain(typed_registration(cfg, Exp9Registration))
-    return run_registered(
-        run_dir,
-        "exp9",
-        reg,
-        registration_hash(reg),
-        lambda rd: _train(reg, cfg.arm.name, cfg.cell.name, cfg, rd),
-    )
+    with tensorboard_log.for_run(cfg, run_dir) as tb:  # closed at the end and on failure
+        return run_registered(
+            run_dir,
+            "exp9",
+            reg,
+            registration_hash(reg),
+            lambda rd: _train(reg, cfg.arm.name, cfg.cell.name, cfg, rd, tb),
+        )
 
 
-def _train(reg: dict[str, Any], arm: str, cell_name: str, cfg: DictConfig, rd: RunDir) -> dict:
+def _train(
+    reg: dict[str, Any],
+    arm: str,
+    cell_name: str,
+    cfg: DictConfig,
+    rd: RunDir,
+    tb: tensorboard_log.TensorBoardLog,
+) -> dict:
     from prereg.sweep.jaxcache import enable_compilation_cache
 
     enable_compilation_cache()
@@ -100,11 +106,17 @@ def _train(reg: dict[str, Any], arm: str, cell_name: str, cfg: DictConfig, rd: R
         thetas = np.asarray(met.pop("theta"))
         frame = pd.DataFrame({c: np.asarray(met[c]) for c in analysis.METRIC_COLUMNS})
         frame["step"] = frame["step"].astype(int)
-        bad = analysis.first_nonfinite(frame)
-        if bad is not None:
+        bad = first_nonfinite(
+            frame["step"].to_numpy(),
+            {**{c: frame[c] for c in analysis.METRIC_COLUMNS}, "theta": thetas},
+        )
+        if bad is None and (leaf := nonfinite_leaf(state, "")) is not None:
+            bad = (int(state.step), leaf)  # the state this chunk ended with (not yet logged)
+        if bad is not None:  # P1 fails; the newest checkpoint (before this chunk) is kept
             frames.append(frame[frame["step"] < bad[0]])
             atomic_write_csv(metrics_path, pd.concat(frames, ignore_index=True))
-            raise NonFiniteError(f"non-finite value at step {bad[0]} in {bad[1]}")
+            tb.log_frame(frames[-1], "step")
+            raise nonfinite_error(bad[0], bad[1], ckpt_dir)
         halted = None
         for i, step in enumerate(frame["step"]):
             if step == 0:
@@ -123,6 +135,10 @@ def _train(reg: dict[str, Any], arm: str, cell_name: str, cfg: DictConfig, rd: R
             frames.append(frame)
         atomic_write_csv(metrics_path, pd.concat(frames, ignore_index=True))
         atomic_write_csv(diag_path, pd.DataFrame(diag_rows))
+        tb.log_frame(frames[-1], "step")  # logger=tensorboard: this chunk's rows
+        tb.log_frame(
+            pd.DataFrame([r for r in diag_rows if r["step"] >= start]), "step", "diagnostics"
+        )
         if halted is not None:
             raise RunHalted(
                 f"P4 check(s) {', '.join(halted[1])} out of tolerance at step {halted[0]}"

@@ -148,13 +148,13 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
     fidelity_rows = []
     for a, c in expected:
         x = by_key.get((a, c))
+        if x is not None and "non-finite" in (x["info"].reason or ""):
+            finite[f"{a}/{c}"] = False  # the run stopped at its first NaN/inf (P1 fails)
+            continue
         if x is None or x["metrics"] is None or x["metrics"].empty:
             finite[f"{a}/{c}"] = None
             continue
-        reason = x["info"].reason or ""
-        finite[f"{a}/{c}"] = (
-            analysis.first_nonfinite(x["metrics"]) is None and "non-finite" not in reason
-        )
+        finite[f"{a}/{c}"] = analysis.first_nonfinite(x["metrics"]) is None
         fid = (x["info"].summary or {}).get("fidelity") or {}
         for which in ("first", "last"):
             if which in fid:
@@ -182,7 +182,8 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
         "finite": {
             "pass": p1_finite,
             "runs_checked": sum(v is not None for v in finite.values()),
-            "non_finite_or_unchecked": [k for k, v in finite.items() if v is not True],
+            "non_finite": [k for k, v in finite.items() if v is False],
+            "unchecked": [k for k, v in finite.items() if v is None],
         },
         "fidelity": {
             "comparisons": len(fidelity_rows),
@@ -427,7 +428,8 @@ def render_markdown(v: dict[str, Any]) -> str:
         [
             [
                 "finite at every step",
-                f"{fin['runs_checked']} runs checked",
+                f"{fin['runs_checked']} runs checked"
+                + (f"; non-finite: {', '.join(fin['non_finite'])}" if fin["non_finite"] else ""),
                 "all finite",
                 _pf(fin["pass"]),
             ],

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from prereg.reports import tensorboard_log
 from prereg.sweep import checkpoints as ck
 from prereg.sweep.atomic import atomic_write_csv, atomic_write_json
 from prereg.sweep.candidates import KNOBS, apply_candidate, candidate_name
+from prereg.sweep.nonfinite import first_nonfinite, nonfinite_error, nonfinite_leaf
 from prereg.sweep.registration import registration_hash, to_plain
 from prereg.sweep.rundir import RunDir, guarded_run, run_registered
 from prereg.sweep.schema import PPORegistration
@@ -37,10 +38,6 @@ METRIC_COLUMNS = [
     "log_std", "value_loss", "policy_loss", "approx_kl", "clipfrac", "explained_variance", "sps",
 ]  # fmt: skip
 FINITE_COLUMNS = ("mean_reward", "entropy", "log_std", "value_loss", "policy_loss")
-
-
-class NonFiniteError(RuntimeError):
-    """A training quantity became NaN or inf: the run fails at that update."""
 
 
 @dataclass
@@ -173,13 +170,16 @@ def run_ppo(
     )
 
 
-def _check_finite(frame: pd.DataFrame) -> None:
-    values = frame[list(FINITE_COLUMNS)].to_numpy(dtype=float)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        update = int(frame["update"].iloc[row])
-        raise NonFiniteError(f"non-finite value at update {update} in {FINITE_COLUMNS[col]}")
+def _first_nonfinite(frame: pd.DataFrame, state: Any) -> tuple[int, str] | None:
+    """(update, quantity) of the first NaN/inf in this chunk's losses, else in the parameters
+    or observation normalizer it ended with (checked once per chunk, at its last update)."""
+    bad = first_nonfinite(frame["update"].to_numpy(), {c: frame[c] for c in FINITE_COLUMNS})
+    if bad is None:
+        leaf = nonfinite_leaf(state.params, "params/") or nonfinite_leaf(
+            state.normalizer, "normalizer/"
+        )
+        bad = None if leaf is None else (int(state.update), leaf)
+    return bad
 
 
 def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
@@ -187,6 +187,7 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
     from prereg.sweep.jaxcache import enable_compilation_cache
 
     enable_compilation_cache()
+    from prereg.ppo.evaluate import SUMMARY_FIELDS
     from prereg.ppo.policy import export_policy
 
     p = cfg.ppo
@@ -225,6 +226,7 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
     target = int(segment["target_update"])
     batch = int(p.num_envs) * int(p.num_steps)
     progress = Progress(str(p.progress), target, int(state.update), rd.path.name)
+    tb = tensorboard_log.for_run(cfg, rd.path)  # logger=tensorboard (else a no-op)
     try:
         while int(state.update) < target:
             k = min(int(p.chunk_updates), target - int(state.update))
@@ -234,9 +236,15 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
             frame = pd.DataFrame({c: met[c] for c in METRIC_COLUMNS if c != "sps"})
             frame["update"] = frame["update"].astype(int)
             frame["sps"] = k * batch / elapsed
+            bad = _first_nonfinite(frame, state)
+            if bad is not None:  # fail at that update; the newest checkpoint is the last good one
+                frames.append(frame[frame["update"] < bad[0]])
+                atomic_write_csv(metrics_path, pd.concat(frames)[METRIC_COLUMNS])
+                tb.log_frame(frames[-1][METRIC_COLUMNS], "update")
+                raise nonfinite_error(bad[0], bad[1], ckpt_dir)
             frames.append(frame)
             atomic_write_csv(metrics_path, pd.concat(frames, ignore_index=True)[METRIC_COLUMNS])
-            _check_finite(frame)
+            tb.log_frame(frame[METRIC_COLUMNS], "update")
             done = int(state.update)
             if built.evaluator is not None and (
                 done // int(p.eval_every) > (done - k) // int(p.eval_every) or done == target
@@ -244,6 +252,7 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
                 _, ev = built.evaluator(
                     state.params, state.normalizer, int(p.eval_seed_start), int(p.eval_seeds)
                 )
+                tb.log_values({k: ev[k] for k in SUMMARY_FIELDS}, done, "eval")
                 best = segment["best_success_rate"]
                 if best is None or ev["success_rate"] > best:
                     segment["best_success_rate"] = ev["success_rate"]
@@ -258,6 +267,7 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
             progress.update(done, k, frame.iloc[-1].to_dict())
     finally:
         progress.close()
+        tb.close()
 
     ck.save_checkpoint(ckpt_dir / "final", state, _meta(settings, segment, state))
     evaluation = write_eval(rd.path, built, state, int(cfg.eval.seed_start), int(cfg.eval.n_seeds))

@@ -27,6 +27,10 @@ RUNNERS = {
 }
 
 
+# config groups that change no result: a run may be resumed under another choice of them
+NON_RESULT_GROUPS = ("logger",)
+
+
 def resolve_runner(name: str):
     """Import a runner lazily, so ``run.py`` starts fast and exp9 never imports PPO code."""
     module, func = RUNNERS[name].split(":")
@@ -50,7 +54,7 @@ def _run_task(cfg: DictConfig) -> dict[str, Any]:
 
     A failed job has already written ``run.json`` (failed + reason); in a multirun the
     error is logged and the sweep goes on so the verdict still sees every other job.  A
-    single run re-raises, so the shell sees a non-zero exit status.
+    single run prints one ``error:`` line and exits with status 1.
     """
     validate(cfg)
     hc = HydraConfig.get()
@@ -63,10 +67,12 @@ def _run_task(cfg: DictConfig) -> dict[str, Any]:
     rd = RunDir(run_dir)
     previous = ((rd.read() or {}).get("job") or {}).get("choices") or {}
     previous = {k: v for k, v in previous.items() if v is not None}
-    if previous and previous != choices:
-        differ = sorted(
-            k for k in set(previous) | set(choices) if previous.get(k) != choices.get(k)
-        )
+    differ = sorted(
+        k
+        for k in (set(previous) | set(choices)) - set(NON_RESULT_GROUPS)
+        if previous.get(k) != choices.get(k)
+    )
+    if previous and differ:
         raise ConfigError(
             "hydra.run.dir",
             f"{run_dir} holds another job ({', '.join(f'{k}={previous.get(k)}' for k in differ)});"
@@ -79,7 +85,12 @@ def _run_task(cfg: DictConfig) -> dict[str, Any]:
         log.warning("%s: %s", run_dir.name, one_line(exc))
         return {"status": "halted" if isinstance(exc, RunHalted) else "skipped", "reason": str(exc)}
     except Exception as exc:
-        if not multirun:
-            raise
+        if not multirun:  # one line, not Hydra's traceback (that is in logs/error.txt)
+            print(
+                f"error: run failed: {one_line(exc)} (run.json: failed; traceback in "
+                f"{run_dir / 'logs' / 'error.txt'})",
+                file=sys.stderr,
+            )
+            raise SystemExit(1) from None
         log.error("job %s failed: %s (see its run.json and logs/error.txt)", run_dir, one_line(exc))
         return {"status": "failed", "reason": one_line(exc)}

@@ -1,0 +1,160 @@
+"""Non-finite values: a run stops at the first NaN/inf, says where, keeps its last good checkpoint,
+and the verdict counts it (P1 for exp9; not graded for the ladder).
+
+The NaNs are real: a learning rate far too large makes each runner diverge (exp9 lr=10 at step 6
+of cell n4m2, PPO lr=20 at update 2), no fault is injected.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import prereg_cli, run_cli, sibling_module
+
+from prereg.sweep.checkpoints import load_checkpoint
+from prereg.sweep.nonfinite import first_nonfinite, nonfinite_leaf
+
+EXP9_DIVERGES = [
+    "arm=primary", "cell=n4m2", "registration.step_cap=100", "exp9.chunk_steps=2",
+    "registration.lr=10",
+]  # fmt: skip
+PPO_DIVERGES = [
+    "experiment=ppo", "tier=small", "ppo.num_envs=16", "ppo.num_steps=32",
+    "ppo.num_minibatches=4", "ppo.update_epochs=2", "ppo.chunk_updates=1", "ppo.eval_every=2",
+    "ppo.eval_seeds=8", "ppo.progress=off", "ppo.updates=6", "ppo.lr=20",
+]  # fmt: skip
+
+
+def test_first_nonfinite_finds_the_earliest_step_then_the_first_quantity() -> None:
+    steps = np.array([10, 11, 12, 13])
+    theta = np.ones((4, 3))
+    theta[2, 1] = np.inf
+    loss = np.array([1.0, 2.0, np.nan, np.nan])
+    kl = np.array([1.0, 1.0, 1.0, np.nan])
+    assert first_nonfinite(steps, {"kl": kl, "loss": loss, "theta": theta}) == (12, "loss")
+    assert first_nonfinite(steps, {"kl": kl, "theta": theta}) == (12, "theta")
+    assert first_nonfinite(steps, {"kl": kl}) == (13, "kl")
+    assert first_nonfinite(steps, {"kl": np.ones(4)}) is None
+
+
+def test_nonfinite_leaf_names_the_parameter() -> None:
+    tree = {"actor": {"w": jnp.ones(3), "b": jnp.zeros(2)}, "step": jnp.asarray(3)}
+    assert nonfinite_leaf(tree, "params/") is None
+    tree["actor"]["w"] = jnp.array([1.0, jnp.nan, 0.0])
+    assert nonfinite_leaf(tree, "params/") == "params/actor/w"
+
+
+def error_line(proc) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stdout + proc.stderr, proc.stderr[-2000:]
+    return lines[0]
+
+
+def assert_finite_checkpoint(path: Path) -> dict:
+    flat, meta = load_checkpoint(path)  # verifies the sha256 of every array
+    for name, arr in flat.items():
+        if np.asarray(arr).dtype.kind == "f":
+            assert np.isfinite(arr).all(), name
+    return meta
+
+
+@pytest.mark.slow
+def test_exp9_run_fails_at_the_nan_step_and_keeps_its_last_good_checkpoint(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli(*EXP9_DIVERGES, f"hydra.run.dir={out}")
+    assert proc.returncode == 1
+    reason = (
+        "NonFiniteError: non-finite value at step 6 in loss; "
+        "last good checkpoint kept: checkpoints/step_00000006"
+    )
+    assert error_line(proc) == (
+        f"error: run failed: {reason} (run.json: failed; traceback in {out}/logs/error.txt)"
+    )
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "failed" and record["reason"] == reason
+    assert "NonFiniteError" in (out / "logs" / "error.txt").read_text()
+    assert list(pd.read_csv(out / "metrics.csv")["step"]) == [0, 1, 2, 3, 4, 5]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "step_00000004",
+        "step_00000006",
+    ]
+    assert assert_finite_checkpoint(out / "checkpoints" / "step_00000006")["step"] == 6
+    assert not (out / "summary.json").exists()
+
+    # re-running resumes from the kept checkpoint and fails the same way (it is deterministic)
+    again = run_cli(*EXP9_DIVERGES, f"hydra.run.dir={out}")
+    assert again.returncode == 1 and reason in error_line(again)
+    record = json.loads((out / "run.json").read_text())
+    assert record["attempts"] == 2 and record["reason"] == reason
+    assert list(pd.read_csv(out / "metrics.csv")["step"]) == [0, 1, 2, 3, 4, 5]
+
+
+@pytest.mark.slow
+def test_ppo_run_fails_at_the_nan_update_and_keeps_its_last_good_checkpoint(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run"
+    proc = run_cli(*PPO_DIVERGES, f"hydra.run.dir={out}")
+    assert proc.returncode == 1
+    reason = (
+        "NonFiniteError: non-finite value at step 2 in entropy; "
+        "last good checkpoint kept: checkpoints/step_00000001"
+    )
+    assert reason in error_line(proc)
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "failed" and record["reason"] == reason
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics["update"]) == [1]
+    assert np.isfinite(metrics[["entropy", "log_std", "value_loss"]].to_numpy()).all()
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step_00000001"]
+    assert_finite_checkpoint(out / "checkpoints" / "step_00000001")
+    assert not (out / "summary.json").exists() and not (out / "policies").exists()
+
+
+@pytest.mark.slow
+def test_exp9_verdict_counts_a_nonfinite_run_as_a_p1_failure(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_cli(
+        "-m", "arm=baseline,primary,secondary", "cell=n4m2", "registration.step_cap=10",
+        "exp9.chunk_steps=2", "registration.lr=10", f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]  # a failed job does not stop the sweep
+    v = json.loads((sweep / "verdict.json").read_text())
+    finite = v["P1"]["finite"]
+    assert finite["pass"] is False and finite["non_finite"] == ["secondary/n4m2"]
+    assert not v["P1"]["pass"] and v["outcome"]["number"] == 0
+    reason = v["runs"]["not_completed"]["secondary/n4m2"]
+    assert re.fullmatch(r"failed: NonFiniteError: non-finite value at step \d+ in \w+; .*", reason)
+    md = (sweep / "verdict.md").read_text()
+    assert "## P1 feasibility + fidelity: FAIL" in md
+    assert "non-finite: secondary/n4m2 | all finite | FAIL |" in md
+    status = prereg_cli("status", str(sweep))
+    assert "non-finite value at step" in status.stdout
+
+
+@pytest.mark.slow
+def test_ladder_does_not_grade_a_candidate_whose_run_went_nonfinite(tmp_path: Path) -> None:
+    ladder = sibling_module(__file__, "test_ladder_sweep")
+    tiny = [o for o in ladder.TINY if not o.startswith("ppo.progress")]
+    sweep = tmp_path / "ladder"
+    proc = run_cli(
+        "-m", "experiment=ppo_ladder", "candidate=lr1e4", *tiny, *ladder.GATES, ladder.PASS_ALL,
+        "registration.candidates.lr1e4.set.lr=20", "ppo.chunk_updates=1", "ppo.progress=off",
+        f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((sweep / "lr1e4" / "run.json").read_text())
+    assert record["status"] == "failed"
+    assert record["reason"].startswith("NonFiniteError: non-finite value at step ")
+    v = json.loads((sweep / "verdict.json").read_text())
+    row = next(r for r in v["candidates"] if r["candidate"] == "lr1e4")
+    assert row["grade"] is None or not row["grade"].get("passed")
+    md = (sweep / "verdict.md").read_text()
+    assert "not graded" in md and "non-finite value at step" in md
+    assert v["decision"]["adopted"] is None
