@@ -1,24 +1,33 @@
 """prereg's one entrypoint: ``python run.py [-m] [group=option ...] [key=value ...]``.
 
 The command line is checked first (every job of a sweep composed and validated), so bad
-input stops before any compute with one line naming the key; then Hydra runs the jobs
-and, at the end of a multirun, the verdict callback writes the experiment's verdict.
+input stops before any compute with one line naming the key; so does an output directory
+that cannot be written or that holds runs of another registration.  Then Hydra runs the
+jobs and, at the end of a multirun, the verdict callback writes the experiment's verdict.
+SIGTERM/Ctrl-C and a full or read-only disk end with one ``error:`` line, not a traceback.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig
-
 import prereg  # noqa: F401 - first: sets single-threaded BLAS before numpy/scipy load
-from prereg.ppo.ladder_runner import registered_sweep_order
-from prereg.sweep import precheck
-from prereg.sweep.dispatch import run_task
-from prereg.sweep.launchers import register_launcher_profiles
-from prereg.sweep.schema import register_schemas
+from prereg.sweep.rundir import install_interrupt_handlers
+
+install_interrupt_handlers()  # before the slow imports: SIGTERM/Ctrl-C from here on is handled
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from prereg.ppo.ladder_runner import registered_sweep_order  # noqa: E402
+from prereg.sweep import precheck  # noqa: E402
+from prereg.sweep.atomic import UNWRITABLE_ERRNOS, CannotWrite, cannot_write  # noqa: E402
+from prereg.sweep.dispatch import run_task  # noqa: E402
+from prereg.sweep.launchers import register_launcher_profiles  # noqa: E402
+from prereg.sweep.rundir import RunInterrupted, check_output_dir, interrupted_message  # noqa: E402
+from prereg.sweep.schema import register_schemas  # noqa: E402
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 
@@ -29,12 +38,35 @@ register_launcher_profiles()
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> dict:
     """One Hydra job: dispatch to the experiment's runner."""
-    return run_task(cfg)
+    try:
+        return run_task(cfg)
+    except OSError as exc:  # a single run re-raises its failure; an unwritable output: one line
+        from hydra.core.hydra_config import HydraConfig
+
+        where = HydraConfig.get().runtime.output_dir
+        unwritable = cannot_write(exc, where, UNWRITABLE_ERRNOS)
+        if unwritable is None:
+            raise
+        raise unwritable from exc
+
+
+def cli(argv: list[str]) -> int:
+    """Check the command line and the output directory, then run Hydra; the exit status."""
+    try:
+        status = precheck.check(argv, CONF_DIR) or check_output_dir(argv, CONF_DIR)
+        if status:
+            return status
+        sys.argv[1:] = registered_sweep_order(argv, CONF_DIR)  # ladder: registered order
+        logging.raiseExceptions = False  # a log line the disk refuses is not the run's error
+        main()
+    except RunInterrupted as exc:
+        print(interrupted_message(exc), file=sys.stderr)
+        return 128 + exc.signum
+    except CannotWrite as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    status = precheck.check(sys.argv[1:], CONF_DIR)
-    if status:
-        sys.exit(status)
-    sys.argv[1:] = registered_sweep_order(sys.argv[1:], CONF_DIR)  # ladder: registered order
-    main()
+    sys.exit(cli(sys.argv[1:]))

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 import jax
@@ -31,6 +30,7 @@ import numpy as np
 
 from prereg.ppo.networks import hidden_sizes
 from prereg.ppo.normalizer import OBS_CLIP
+from prereg.sweep.atomic import atomic_write_bytes
 
 FORMAT = "prereg.ppo.policy/1"
 _VAR_EPS = 1e-8  # as in prereg.ppo.normalizer.normalize
@@ -76,13 +76,7 @@ def export_policy(
         arrays[f"{name}.bias"] = np.asarray(actor[name]["bias"], np.float32)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(buf.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 

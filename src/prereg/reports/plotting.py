@@ -7,9 +7,8 @@ note saying why a plot was skipped).  A plot that cannot be drawn never breaks t
 
 from __future__ import annotations
 
+import io
 import math
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,18 +95,16 @@ def log_y(ax: Axes) -> Axes:
 
 
 def save_png(fig: Figure, path: Path) -> Path:
-    """Write ``fig`` to ``path`` atomically (temp file + rename) and close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    """Write ``fig`` to ``path`` atomically (unchanged bytes are not rewritten) and close it."""
+    from prereg.sweep.atomic import atomic_write_bytes
+
+    buf = io.BytesIO()
     try:
         with plt.rc_context(STYLE):
-            fig.savefig(tmp, dpi=DPI, format="png")
-        os.replace(tmp, path)
+            fig.savefig(buf, dpi=DPI, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 

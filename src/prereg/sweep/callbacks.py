@@ -10,6 +10,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from prereg.sweep.atomic import cannot_write
 from prereg.sweep.rundir import one_line
 
 log = logging.getLogger("prereg")
@@ -52,13 +53,16 @@ class VerdictCallback(Callback):
     """``on_multirun_end``: compute ``verdict.json``/``verdict.md`` from the run dirs and print it.
 
     It reads only the run directories, so it works the same after local, submitit and
-    SLURM launches, and it never raises: a verdict that cannot be computed says why.
+    SLURM launches, and it never raises: a verdict that cannot be computed says why.  The
+    one exception is a full or read-only disk, raised as
+    :class:`~prereg.sweep.atomic.CannotWrite` so ``run.py`` ends with one line saying so.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             write_manifest(config)
         except Exception as exc:  # noqa: BLE001 - the manifest only feeds the status view
+            _raise_if_unwritable(exc, config)
             log.warning("could not write sweep.json: %s", one_line(exc))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -72,7 +76,15 @@ class VerdictCallback(Callback):
         try:
             text = writer(sweep_dir)
         except Exception as exc:  # noqa: BLE001 - a verdict problem must not lose the runs
+            _raise_if_unwritable(exc, config)
             log.error("verdict could not be computed for %s: %s", sweep_dir, one_line(exc))
             return
         print(text)
         print(f"\nverdict written to {sweep_dir / 'verdict.md'} and verdict.json")
+
+
+def _raise_if_unwritable(exc: BaseException, config: DictConfig) -> None:
+    """Re-raise a full or read-only disk as ``CannotWrite`` (it stops the sweep in run.py)."""
+    unwritable = cannot_write(exc, config.hydra.sweep.dir)
+    if unwritable is not None:
+        raise unwritable from exc

@@ -18,9 +18,10 @@ see :func:`unflatten_like`.
 
 Writes are atomic: everything goes into a temporary sibling directory that is then
 renamed onto ``<dir>`` (an existing checkpoint there is first renamed aside, then
-deleted), so a crash leaves either the old or the new checkpoint, never a mix.
-A truncated or corrupted ``state.npz`` fails the sha256 check with
-:class:`CheckpointError`.
+deleted), so a crash leaves either the old or the new checkpoint, never a mix: a write
+that fails or is interrupted puts the old one back, and after a SIGKILL between the two
+renames :func:`tidy` (run by :func:`latest_valid` on resume) does.  A truncated or
+corrupted ``state.npz`` fails the sha256 check with :class:`CheckpointError`.
 """
 
 from __future__ import annotations
@@ -40,9 +41,12 @@ from typing import Any
 import jax
 import numpy as np
 
+from prereg.sweep.atomic import DIR_MODE
+
 log = logging.getLogger("prereg")
 
 FORMAT = "prereg.checkpoint/1"
+_LEFTOVER = re.compile(r"^\.(.+)\.(tmp|old|del)-[A-Za-z0-9_]+$")
 STATE_FILE = "state.npz"
 META_FILE = "checkpoint.json"
 
@@ -117,9 +121,12 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def save_checkpoint(path_dir, state, meta: dict | None = None) -> Path:
-    """Write ``state`` (any pytree of arrays) and JSON-able ``meta`` atomically to ``path_dir``."""
+    """Write ``state`` (any pytree of arrays) and JSON-able ``meta`` atomically to ``path_dir``.
+
+    On any failure (an ``OSError`` then names the checkpoint) or interruption the previous
+    checkpoint at ``path_dir``, if any, is left in place.
+    """
     target = Path(path_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
     flat = flatten_state(state)
     buf = io.BytesIO()
     np.savez(buf, **flat)
@@ -135,23 +142,57 @@ def save_checkpoint(path_dir, state, meta: dict | None = None) -> Path:
         record_text = json.dumps(record, indent=2, sort_keys=True, allow_nan=True)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint meta is not JSON-serialisable: {e}") from None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp: Path | None = None
+    old: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        os.chmod(tmp, DIR_MODE)
         _write(tmp / STATE_FILE, payload)
         _write(tmp / META_FILE, record_text.encode())
         _fsync_dir(tmp)
         if target.exists():
             old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
             os.rename(target, old)
-            os.rename(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
+        os.rename(tmp, target)
+        tmp = None
         _fsync_dir(target.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    except OSError as exc:
+        if exc.filename or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(target)) from exc
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            if target.exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:  # failed or interrupted between the renames: the old one goes back
+                os.rename(old, target)
     return target
+
+
+def tidy(ckpt_dir) -> None:
+    """Finish what a killed :func:`save_checkpoint` left in ``ckpt_dir``.
+
+    A temporary ``.<name>.tmp-*`` directory is an unfinished write and is deleted; an
+    ``.<name>.old-*`` directory is the previous checkpoint, put back if ``<name>`` is
+    missing (killed between the two renames), else deleted; a ``.<name>.del-*`` directory
+    is an unfinished :func:`prune_periodic` and is deleted.
+    """
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return
+    for path in sorted(ckpt_dir.iterdir()):
+        m = _LEFTOVER.match(path.name)
+        if m is None or not path.is_dir():
+            continue
+        target = ckpt_dir / m.group(1)
+        if m.group(2) == "old" and not target.exists():
+            os.rename(path, target)
+            log.warning("restored checkpoint %s that an interrupted write had moved aside", target)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _read_record(path: Path) -> tuple[dict, bytes]:
@@ -224,8 +265,9 @@ def latest_valid(ckpt_dir) -> tuple[dict[str, np.ndarray], dict, Path] | None:
     """``(flat, meta, path)`` of the newest periodic checkpoint that verifies, or None.
 
     A corrupted or truncated newer checkpoint is skipped (and logged), so a resume falls
-    back to the previous one instead of failing.
+    back to the previous one instead of failing.  The directory is first :func:`tidy`-ed.
     """
+    tidy(ckpt_dir)
     for _, path in reversed(_periodic(Path(ckpt_dir))):
         try:
             flat, meta = load_checkpoint(path)
@@ -237,6 +279,12 @@ def latest_valid(ckpt_dir) -> tuple[dict[str, np.ndarray], dict, Path] | None:
 
 
 def prune_periodic(ckpt_dir, keep: int = 2) -> None:
-    """Delete all but the newest ``keep`` periodic checkpoints."""
+    """Delete all but the newest ``keep`` periodic checkpoints.
+
+    Each is first renamed to a hidden name (atomic), so an interrupted deletion never leaves
+    a half-deleted checkpoint under its own name; :func:`tidy` finishes it.
+    """
     for _, path in _periodic(Path(ckpt_dir))[:-keep]:
-        shutil.rmtree(path, ignore_errors=True)
+        doomed = path.parent / f".{path.name}.del-{uuid.uuid4().hex[:8]}"
+        os.rename(path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)

@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from prereg.sweep.atomic import cannot_write
 from prereg.sweep.errors import ConfigError
 from prereg.sweep.rundir import RunDir, RunHalted, RunSkipped, one_line
 from prereg.sweep.validate import validate
@@ -64,21 +65,13 @@ def _run_task(cfg: DictConfig) -> dict[str, Any]:
     choices = {
         k: v for k, v in hc.runtime.choices.items() if v is not None and not k.startswith("hydra")
     }
-    rd = RunDir(run_dir)
-    previous = ((rd.read() or {}).get("job") or {}).get("choices") or {}
-    previous = {k: v for k, v in previous.items() if v is not None}
-    differ = sorted(
-        k
-        for k in (set(previous) | set(choices)) - set(NON_RESULT_GROUPS)
-        if previous.get(k) != choices.get(k)
-    )
-    if previous and differ:
-        raise ConfigError(
-            "hydra.run.dir",
-            f"{run_dir} holds another job ({', '.join(f'{k}={previous.get(k)}' for k in differ)});"
-            " choose a new output directory",
-        )
-    rd.update(job={"choices": choices, "overrides": list(hc.overrides.task)})
+    try:
+        _claim_run_dir(run_dir, choices, list(hc.overrides.task))
+    except OSError as exc:  # a full or read-only disk stops the sweep with one line
+        unwritable = cannot_write(exc, run_dir)
+        if unwritable is None:
+            raise
+        raise unwritable from exc
     try:
         return resolve_runner(cfg.runner)(cfg, run_dir)
     except (RunHalted, RunSkipped) as exc:
@@ -94,3 +87,22 @@ def _run_task(cfg: DictConfig) -> dict[str, Any]:
             raise SystemExit(1) from None
         log.error("job %s failed: %s (see its run.json and logs/error.txt)", run_dir, one_line(exc))
         return {"status": "failed", "reason": one_line(exc)}
+
+
+def _claim_run_dir(run_dir: Path, choices: dict[str, Any], overrides: list[str]) -> None:
+    """Record this job in ``run_dir/run.json``; refuse a directory holding another job."""
+    rd = RunDir(run_dir)
+    previous = ((rd.read() or {}).get("job") or {}).get("choices") or {}
+    previous = {k: v for k, v in previous.items() if v is not None}
+    differ = sorted(
+        k
+        for k in (set(previous) | set(choices)) - set(NON_RESULT_GROUPS)
+        if previous.get(k) != choices.get(k)
+    )
+    if previous and differ:
+        raise ConfigError(
+            "hydra.run.dir",
+            f"{run_dir} holds another job ({', '.join(f'{k}={previous.get(k)}' for k in differ)});"
+            " choose a new output directory",
+        )
+    rd.update(job={"choices": choices, "overrides": overrides})
