@@ -21,10 +21,8 @@ install_interrupt_handlers()  # before the slow imports: SIGTERM/Ctrl-C from her
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from prereg.ppo.ladder_runner import registered_sweep_order  # noqa: E402
 from prereg.sweep import precheck  # noqa: E402
 from prereg.sweep.atomic import UNWRITABLE_ERRNOS, CannotWrite, cannot_write  # noqa: E402
-from prereg.sweep.dispatch import run_task  # noqa: E402
 from prereg.sweep.launchers import register_launcher_profiles  # noqa: E402
 from prereg.sweep.rundir import RunInterrupted, check_output_dir, interrupted_message  # noqa: E402
 from prereg.sweep.schema import register_schemas  # noqa: E402
@@ -38,6 +36,8 @@ register_launcher_profiles()
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> dict:
     """One Hydra job: dispatch to the experiment's runner."""
+    from prereg.sweep.dispatch import run_task  # lazily: bad input exits before this import
+
     try:
         return run_task(cfg)
     except OSError as exc:  # a single run re-raises its failure; an unwritable output: one line
@@ -50,12 +50,19 @@ def main(cfg: DictConfig) -> dict:
         raise unwritable from exc
 
 
+def preflight(argv: list[str]) -> int | None:
+    """Everything checked before Hydra starts: the command line, then the output directory."""
+    return precheck.check(argv, CONF_DIR) or check_output_dir(argv, CONF_DIR)
+
+
 def cli(argv: list[str]) -> int:
     """Check the command line and the output directory, then run Hydra; the exit status."""
     try:
-        status = precheck.check(argv, CONF_DIR) or check_output_dir(argv, CONF_DIR)
+        status = preflight(argv)
         if status:
             return status
+        from prereg.ppo.ladder_runner import registered_sweep_order
+
         sys.argv[1:] = registered_sweep_order(argv, CONF_DIR)  # ladder: registered order
         logging.raiseExceptions = False  # a log line the disk refuses is not the run's error
         main()

@@ -31,4 +31,8 @@ def simplify_message(msg: str) -> str:
     m = re.match(r"Value '(.*)' is not a valid (\w+)", msg)
     if m:
         return f"{m.group(1)!r} is not a valid {m.group(2).lower()}"
+    if re.match(r"field '.*' is not Optional", msg):
+        return "must not be null"
+    if re.match(r"Invalid value assigned: \w+ is not a ListConfig", msg):
+        return "must be a list"
     return msg

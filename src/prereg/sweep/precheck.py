@@ -30,6 +30,7 @@ _INFO_FLAGS = (
     "-c",
     "--shell-completion",
     "-sc",
+    "--version",
 )
 
 
@@ -40,21 +41,61 @@ def _loader(conf_dir: Path):
     return ConfigLoaderImpl(config_search_path=create_config_search_path(str(conf_dir)))
 
 
+def typed_key(override: str) -> str:
+    """The key an override names as typed (``+a.b=1`` -> ``a.b``); the text itself if none."""
+    key = override.split("=", 1)[0].lstrip("+~").strip()
+    return key or override
+
+
+def first_unknown(cfg: DictConfig, key: str) -> ConfigError | None:
+    """``a.b: unknown key (allowed: <siblings>)`` for the first part of ``key`` not in ``cfg``."""
+    node: object = cfg
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, DictConfig):
+            return ConfigError(key, "unknown key")
+        if part not in node:
+            allowed = sorted(k for k in node.keys() if i or k != "hydra")
+            return ConfigError(".".join(parts[: i + 1]), "unknown key", allowed)
+        node = node._get_node(part)  # noqa: SLF001 - no interpolation is resolved
+    return None
+
+
 def _unknown_key_error(loader, config_name: str, job: list[str], key: str) -> ConfigError:
     """``key: unknown key (allowed: <siblings>)`` from the config composed without it."""
-    parent, _, leaf = key.rpartition(".")
-    rest = [o for o in job if not o.lstrip("+~").startswith(key + "=")]
-    try:
-        from hydra.types import RunMode
+    from hydra.types import RunMode
 
+    rest = [o for o in job if typed_key(o) != key]
+    try:
         base = loader.load_configuration(config_name, rest, run_mode=RunMode.RUN)
-        node = OmegaConf.select(base, parent) if parent else base
-        if isinstance(node, DictConfig):
-            allowed = sorted(k for k in node.keys() if k != "hydra")
-            return ConfigError(key, "unknown key", allowed)
+        err = first_unknown(base, key)
     except Exception:  # noqa: BLE001 - fall back to the plain message
-        pass
-    return ConfigError(key, "unknown key")
+        err = None
+    return err or ConfigError(key, "unknown key")
+
+
+#: Free-form parts of Hydra's config (logging dictConfigs, env vars, callbacks): ``++`` may add.
+FREE_HYDRA = ("hydra.job_logging", "hydra.hydra_logging", "hydra.callbacks", "hydra.job.env_set")
+
+
+def check_forced_hydra_keys(loader, config_name: str, job: list[str]) -> None:
+    """``+hydra.<key>=...`` adds a key Hydra does not know without complaint: refuse it.
+
+    (prereg's own keys are checked against its schema by :func:`validate.known_keys`.)
+    """
+    from hydra.types import RunMode
+
+    for override in job:
+        key = typed_key(override)
+        if not (override.startswith("+") and key.startswith("hydra.")) or key.startswith(
+            FREE_HYDRA
+        ):
+            continue
+        rest = [o for o in job if o != override]
+        base = loader.load_configuration(config_name, rest, run_mode=RunMode.RUN)
+        err = first_unknown(base, key)
+        if err is not None:
+            raise err
 
 
 def _override_key(text: str) -> str | None:
@@ -62,19 +103,80 @@ def _override_key(text: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _options(loader, group: str) -> list[str] | None:
+    try:
+        return loader.get_group_options(group)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _override_containing(job: list[str], fragment: str) -> str | None:
+    """The key of the (first) override whose value contains ``fragment``."""
+    for override in job:
+        if fragment in override.partition("=")[2]:
+            return typed_key(override)
+    return None
+
+
+def _unselected_group_error(loader, config_name: str, job: list[str]) -> ConfigError | None:
+    """``eval.n_seeds=3`` where no eval is selected: Hydra says only 'Unexpected type'."""
+    from hydra.types import RunMode
+
+    for i, override in enumerate(job):
+        key = typed_key(override)
+        group = key.split(".")[0]
+        if "." not in key or not loader.repository.group_exists(group):
+            continue
+        try:
+            base = loader.load_configuration(
+                config_name, job[:i] + job[i + 1 :], run_mode=RunMode.RUN
+            )
+        except Exception:  # noqa: BLE001 - something else is wrong too
+            continue
+        if OmegaConf.select(base, group) is None:
+            return ConfigError(
+                key,
+                f"no {group} is selected here, so it has no keys; select one with {group}=<option>",
+                _options(loader, group),
+            )
+    return None
+
+
 def explain(exc: BaseException, loader, config_name: str, job: list[str]) -> ConfigError:
     """Turn Hydra/OmegaConf composition errors into a one-line :class:`ConfigError`."""
     if isinstance(exc, ConfigError):
         return exc
-    text = str(exc)
-    m = re.search(r"Could not (?:find|load) '([\w/.\-]+)/([^'/]+)'", text)
+    text = " ".join(str(exc).split())
+    m = re.search(r"Could not (?:find|load) '([\w/.\-]+)/([^'/]*)'", text)
     if m:
         group, option = m.group(1), m.group(2)
-        try:
-            allowed = loader.get_group_options(group)
-        except Exception:  # noqa: BLE001
-            allowed = None
-        return ConfigError(group, f"unknown option {option!r}", allowed)
+        problem = f"unknown option {option!r}" if option else "no option given"
+        return ConfigError(group, problem, _options(loader, group))
+    m = re.search(r"Could not delete from config\. '([^']+)' does not exist", text)
+    if m:
+        return _unknown_key_error(loader, config_name, job, m.group(1))
+    m = re.search(r"An item is already at '([^']+)'", text)
+    if m:
+        return ConfigError(m.group(1), "is already set; drop the '+' to override it (or use '++')")
+    m = re.search(r"Multiple values for ([\w/.\-]+)", text)
+    if m:
+        group = m.group(1).rstrip(".")
+        return ConfigError(
+            group, "is already selected; drop the '+' to change it", _options(loader, group)
+        )
+    m = re.search(r"Cannot find primary config '([^']*)'", text)
+    if m:
+        return ConfigError("--config-name", f"unknown primary config {m.group(1)!r}", ["config"])
+    if re.search(r"Unexpected type(?: for root)?: None", text):
+        err = _unselected_group_error(loader, config_name, job)
+        if err is not None:
+            return err
+    m = re.search(r"Error resolving interpolation '([^']+)'", text)
+    key = _override_containing(job, m.group(1)) if m else None
+    if m and key:
+        return ConfigError(
+            key, f"cannot resolve {m.group(1)!r} (a config group option must be a name)"
+        )
     chain = [exc]
     while chain[-1].__cause__ is not None and len(chain) < 5:
         chain.append(chain[-1].__cause__)
@@ -99,10 +201,13 @@ def expand_jobs(loader, overrides: list[str], multirun: bool) -> list[list[str]]
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create(config_loader=loader)
-    try:
-        parsed = parser.parse_overrides(overrides)
-    except Exception as exc:  # noqa: BLE001 - syntax errors
-        raise ConfigError("command line", one_line(exc)) from None
+    parsed = []
+    for text in overrides:  # one at a time, to name the override that does not parse
+        try:
+            parsed.extend(parser.parse_overrides([text]))
+        except Exception as exc:  # noqa: BLE001 - syntax errors
+            raise ConfigError(typed_key(text), parse_problem(text, exc)) from None
+    check_group_values(loader, parsed)
     sweeps = [o for o in parsed if o.is_sweep_override()]
     if sweeps and not multirun:
         key = sweeps[0].get_key_element()
@@ -119,6 +224,60 @@ def expand_jobs(loader, overrides: list[str], multirun: bool) -> list[list[str]]
             raise ConfigError(key, f"the sweep {o.input_line!r} selects no value", allowed)
     batches = BasicSweeper.split_arguments(parsed, None)
     return [job for batch in batches for job in batch]
+
+
+def parse_problem(text: str, exc: BaseException) -> str:
+    """Hydra's override-grammar error, short: what is wrong with ``text``."""
+    if "=" not in text and not text.startswith("~"):
+        return f"{text!r} is not key=value (missing '=')"
+    msg = " ".join(str(exc).split())
+    if "LexerNoViableAltException" in msg:
+        if text.count("'") % 2 or text.count('"') % 2:
+            return f"cannot parse {text!r}: a quote is not closed"
+        return f"cannot parse {text!r}: quote a value with special characters: \"key='...'\""
+    msg = msg.replace(f"Error parsing override '{text}'", "")
+    msg = re.sub(r"See https?://\S+ for details\.?", "", msg)
+    msg = re.sub(r"expecting (\{[^}]*\}|\S+)", "", msg)
+    msg = re.sub(r"^\w*Exception: ", "", msg.strip()).strip(" .")
+    return f"cannot parse {text!r}: {msg[:160]}" if msg else f"cannot parse {text!r}"
+
+
+def check_group_values(loader, parsed: list) -> None:
+    """A config group override names one option (text) or null (none).
+
+    Hydra itself fails on ``cell=range(1,3)`` or ``arm=`` without naming the group, and
+    would merge ``cell=[n4m2,n4m3]`` into one job that silently runs the last cell.
+    """
+    from hydra.core.override_parser.types import Glob
+
+    for o in parsed:
+        key = o.key_or_group
+        if not key:
+            raise ConfigError(o.input_line, "no key before '='")
+        if not loader.repository.group_exists(key):
+            continue
+        value = o.value()
+        if isinstance(value, Glob):
+            continue
+        values = list(o.sweep_iterator()) if o.is_sweep_override() else [value]
+        for v in values:
+            if isinstance(v, list) and len(v) == 1:
+                v = v[0]
+            if isinstance(v, list) and v:
+                names = ",".join(str(x) for x in v)
+                raise ConfigError(
+                    key,
+                    f"selects one option, got a list; for one job each use -m {key}={names}",
+                    _options(loader, key),
+                )
+            if v is None:
+                raise ConfigError(
+                    key, f"null is not an option name (~{key} selects none)", _options(loader, key)
+                )
+            if not isinstance(v, (str, list)):
+                raise ConfigError(key, f"{v!r} is not an option name", _options(loader, key))
+            if v == "":
+                raise ConfigError(key, "no option given", _options(loader, key))
 
 
 def _groups(loader) -> list[str]:
@@ -144,35 +303,73 @@ def covering_jobs(jobs: list[list[str]]) -> list[list[str]]:
     return chosen or jobs[:1]
 
 
-def check(argv: list[str], conf_dir: Path, config_name: str = "config") -> int | None:
-    """Validate the command line; print one line and return 2 on bad input, else None."""
+def parse_args(argv: list[str]):
+    """Hydra's own argument parser, raising :class:`ConfigError` instead of printing usage."""
     from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+
+    def error(message: str) -> None:
+        m = re.match(r"argument ([^\s:/]+)[^:]*: (.*)", message)
+        if m:
+            raise ConfigError(m.group(1), m.group(2))
+        m = re.match(r"unrecognized arguments: (\S+)", message)
+        if m and m.group(1).startswith("-"):
+            raise ConfigError(m.group(1), "unknown flag (python run.py --help lists them)")
+        if m:  # argparse takes overrides only before the first flag
+            raise ConfigError(
+                typed_key(m.group(1)), "comes after a flag; put flags such as -m before overrides"
+            )
+        raise ConfigError("command line", message)
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser.parse_args(argv)
+
+
+def _compose_and_validate(loader, config_name: str, job: list[str]) -> None:
     from hydra.types import RunMode
 
     from prereg.sweep.validate import validate
 
+    validate(loader.load_configuration(config_name, job, run_mode=RunMode.RUN))
+    check_forced_hydra_keys(loader, config_name, job)
+
+
+def blame(loader, config_name: str, job: list[str], err: ConfigError) -> ConfigError:
+    """For an error that names no key: the override without which the job is valid."""
+    for i, override in enumerate(job):
+        try:
+            _compose_and_validate(loader, config_name, job[:i] + job[i + 1 :])
+        except Exception:  # noqa: BLE001 - still failing without it: not this one
+            continue
+        return ConfigError(typed_key(override), err.problem, err.allowed)
+    return err
+
+
+def check(argv: list[str], conf_dir: Path, config_name: str = "config") -> int | None:
+    """Validate the command line; print one line and return 2 on bad input, else None."""
     if any(a.split("=")[0] in _INFO_FLAGS for a in argv):
         return None
+    job: list[str] = [a for a in argv if not a.startswith("-")]
+    loader = None
     try:
-        args = get_args_parser().parse_args(argv)
-    except SystemExit:
-        return None  # let Hydra print its own usage message
-    if args.config_name:
-        config_name = args.config_name
-    loader = _loader(conf_dir)
-    multirun = bool(args.multirun) or any(
-        o.strip() == "hydra.mode=MULTIRUN" for o in args.overrides
-    )
-    job: list[str] = list(args.overrides)
-    try:
+        args = parse_args(argv)
+        if args.config_name:
+            config_name = args.config_name
+        loader = _loader(conf_dir)
+        multirun = bool(args.multirun) or any(
+            o.strip() == "hydra.mode=MULTIRUN" for o in args.overrides
+        )
+        job = list(args.overrides)
         jobs = expand_jobs(loader, list(args.overrides), multirun)
         if not jobs:
             raise ConfigError("command line", "the sweep expands to no job")
         for job in covering_jobs(jobs):
-            cfg = loader.load_configuration(config_name, job, run_mode=RunMode.RUN)
-            validate(cfg)
+            _compose_and_validate(loader, config_name, job)
     except Exception as exc:  # noqa: BLE001 - every problem becomes one line
         err = explain(exc, loader, config_name, job)
+        if err.key == "command line" and loader is not None:
+            err = blame(loader, config_name, job, err)
         print(f"error: {err}", file=sys.stderr)
         return 2
     return None

@@ -8,9 +8,10 @@ must exist) and raises :class:`ConfigError` naming the key and the allowed value
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from prereg.sweep.candidates import (
@@ -21,7 +22,13 @@ from prereg.sweep.candidates import (
     task_overrides,
 )
 from prereg.sweep.errors import ConfigError, simplify_message
-from prereg.sweep.schema import RUNNERS, Exp9Registration, PPORegistration, PreregConfig
+from prereg.sweep.schema import (
+    LOGGERS,
+    RUNNERS,
+    Exp9Registration,
+    PPORegistration,
+    PreregConfig,
+)
 
 AUX_FORMS = ("rho", "noise")
 LADDER_MODES = ("sequential", "parallel")
@@ -73,6 +80,11 @@ def one_of(key: str, value: object, allowed: tuple[str, ...] | list[str]) -> str
     if value not in allowed:
         raise ConfigError(key, f"unknown value {value!r}", allowed)
     return str(value)
+
+
+def typed_keys(cfg: DictConfig) -> set[str]:
+    """The keys the command line set (``+a.b=1`` -> ``a.b``), to name those in errors."""
+    return {o.split("=", 1)[0].lstrip("+~") for o in task_overrides(cfg)}
 
 
 def typed_registration(cfg: DictConfig, schema: type) -> DictConfig:
@@ -135,20 +147,25 @@ def validate_exp9(cfg: DictConfig) -> None:
     if cfg.cell is None:
         raise ConfigError("cell", "no cell selected", list(reg.cells))
     one_of("cell", cfg.cell.name, list(reg.cells))
-    at_least("exp9.chunk_steps", cfg.exp9.chunk_steps, 1)
 
 
 PPO_BACKENDS = ("jax", "gymnasium")
 MESADOCK_ID = "prereg/MesaDock-v0"
 
 
-def validate_ppo_hparams(cfg: DictConfig) -> None:
+#: The range of each knob a Path-B candidate may change (checked on ``ppo.<knob>`` too).
+KNOB_CHECKS: dict[str, Callable[[str, object], float]] = {
+    "lr": positive,
+    "value_coef": non_negative,
+    "entropy_coef": non_negative,
+    "clip_range": positive,
+}
+
+
+def validate_ppo_knobs(p: DictConfig) -> None:
     """The PPO knobs: positive lr and clip range, mixing lambda in [0, 1], sizes that divide."""
-    p = cfg.ppo
-    positive("ppo.lr", p.lr)
-    positive("ppo.clip_range", p.clip_range)
-    non_negative("ppo.value_coef", p.value_coef)
-    non_negative("ppo.entropy_coef", p.entropy_coef)
+    for knob, check in KNOB_CHECKS.items():
+        check(f"ppo.{knob}", p[knob])
     positive("ppo.max_grad_norm", p.max_grad_norm)
     unit_interval("ppo.mixed_lambda", p.mixed_lambda)
     unit_interval("ppo.gamma", p.gamma)
@@ -168,12 +185,23 @@ def validate_ppo_hparams(cfg: DictConfig) -> None:
         )
     one_of("ppo.progress", p.progress, ("auto", "bar", "log", "off"))
     one_of("ppo.backend", p.backend, PPO_BACKENDS)
-    if cfg.tier is None:
-        raise ConfigError("tier", "no tier selected", ["small", "medium", "large"])
+
+
+def validate_tier(cfg: DictConfig) -> None:
+    """The selected tier's hidden layer sizes: at least one, each >= 1."""
     if not cfg.tier.hidden:
         raise ConfigError("tier.hidden", "needs at least one hidden layer size")
     for i, h in enumerate(cfg.tier.hidden):
         at_least(f"tier.hidden[{i}]", h, 1)
+
+
+def validate_ppo_hparams(cfg: DictConfig) -> None:
+    """A PPO run's knobs, tier, eval seeds, env and initial checkpoint."""
+    p = cfg.ppo
+    validate_ppo_knobs(p)
+    if cfg.tier is None:
+        raise ConfigError("tier", "no tier selected", ["small", "medium", "large"])
+    validate_tier(cfg)
     validate_eval(cfg)
     validate_env(cfg)
     if p.init_from is not None:
@@ -235,19 +263,24 @@ def validate_ppo_registration(cfg: DictConfig) -> DictConfig:
         at_least(f"registration.{stage}.seed_start", reg[stage].seed_start, 0)
         at_least(f"registration.{stage}.n_seeds", reg[stage].n_seeds, 1)
     orders: dict[int, str] = {}
+    typed = typed_keys(cfg)
     for name, cand in reg.candidates.items():
         at_least(f"registration.candidates.{name}.order", cand.order, 1)
         if cand.order in orders:
+            # name the order the command line changed, not the registered one it now repeats
+            other = orders[cand.order]
+            if f"registration.candidates.{other}.order" in typed:
+                name, other = other, name
             raise ConfigError(
                 f"registration.candidates.{name}.order",
-                f"order {cand.order} repeats that of {orders[cand.order]}; orders must be unique",
+                f"order {cand.order} repeats that of {other}; orders must be unique",
             )
         orders[cand.order] = name
         if not cand.set:
             raise ConfigError(f"registration.candidates.{name}.set", "changes no hparam", KNOBS)
         for knob, value in cand.set.items():
             one_of(f"registration.candidates.{name}.set", knob, KNOBS)
-            _number(f"registration.candidates.{name}.set.{knob}", value)
+            KNOB_CHECKS.get(knob, _number)(f"registration.candidates.{name}.set.{knob}", value)
     return reg
 
 
@@ -308,9 +341,91 @@ def known_keys(cfg: DictConfig) -> None:
         raise ConfigError(key, simplify_message(exc.msg)) from None
 
 
+def resolvable(cfg: DictConfig) -> None:
+    """Every ``${...}`` outside ``hydra`` resolves to a value of its key's type.
+
+    A bad interpolation (``ppo.lr=${bogus}``) would otherwise fail only where the run
+    first reads the key, mid-run.  ``${hydra:...}`` is left alone: it resolves only in a job.
+    """
+    typed = typed_keys(cfg)
+
+    def walk(node: DictConfig | ListConfig, path: str) -> None:
+        keys = list(node.keys()) if isinstance(node, DictConfig) else range(len(node))
+        for k in keys:
+            full = f"{path}[{k}]" if isinstance(node, ListConfig) else f"{path}{k}"
+            if (not path and k == "hydra") or OmegaConf.is_missing(node, k):
+                continue
+            if OmegaConf.is_interpolation(node, k):
+                raw = str(node._get_node(k)._value())  # noqa: SLF001
+                if "${hydra:" in raw:
+                    continue
+                try:
+                    node[k]
+                except Exception as exc:  # noqa: BLE001 - any resolver error
+                    msg = getattr(exc, "msg", None) or str(exc)
+                    msg = re.sub(r"^While dereferencing interpolation '[^']*': ", "", str(msg))
+                    msg = simplify_message(msg)
+                    # ${registration.updates} of a bad registration.updates=...: name that key
+                    ref = re.fullmatch(r"\$\{([\w.]+)\}", raw)
+                    if ref and ref.group(1) in typed:
+                        raise ConfigError(ref.group(1), f"{msg} (it sets {full})") from None
+                    raise ConfigError(full, f"cannot resolve: {msg}") from None
+                continue
+            child = node[k]
+            if isinstance(child, DictConfig | ListConfig):
+                walk(child, f"{full}.")
+
+    walk(cfg, "")
+
+
+#: The launcher's counts and their least allowed value (null keeps a launcher's default).
+LAUNCHER_COUNTS = {
+    "array_parallelism": 1,
+    "timeout_min": 1,
+    "nodes": 1,
+    "tasks_per_node": 1,
+    "cpus_per_task": 1,
+    "gpus_per_node": 0,
+    "max_num_timeout": 0,
+    "signal_delay_s": 0,
+}
+
+
+def validate_launcher(cfg: DictConfig) -> None:
+    """``hydra.launcher`` sizes and limits (when composed with the hydra node, as by precheck)."""
+    launcher = OmegaConf.select(cfg, "hydra.launcher")
+    if not isinstance(launcher, DictConfig):
+        return
+    for key, low in LAUNCHER_COUNTS.items():
+        if launcher.get(key) is not None:
+            at_least(f"hydra.launcher.{key}", launcher[key], low)
+    if launcher.get("mem_gb") is not None:
+        positive("hydra.launcher.mem_gb", launcher.mem_gb)
+
+
+def validate_sections(cfg: DictConfig) -> None:
+    """The sections every config has, whatever the experiment.
+
+    A bad value is refused even where this experiment does not read it: the run's saved
+    config would otherwise carry it, and the user most likely meant another experiment.
+    """
+    at_least("exp9.chunk_steps", cfg.exp9.chunk_steps, 1)
+    validate_ppo_knobs(cfg.ppo)
+    validate_env(cfg)
+    one_of("ladder.mode", cfg.ladder.mode, LADDER_MODES)
+    if cfg.tier is not None:
+        validate_tier(cfg)
+    if cfg.eval is not None:
+        validate_eval(cfg)
+    if cfg.get("logger") is not None:
+        one_of("logger.name", cfg.logger.name, LOGGERS)
+
+
 def validate(cfg: DictConfig) -> None:
     """Check a composed config for its runner; raises :class:`ConfigError` on the first problem."""
     known_keys(cfg)
+    resolvable(cfg)
+    validate_launcher(cfg)
     one_of("runner", cfg.runner, RUNNERS)
     validator = VALIDATORS.get(cfg.runner)
     if validator is None:
@@ -318,3 +433,4 @@ def validate(cfg: DictConfig) -> None:
             "experiment", f"{cfg.runner!r} is not available in this version", list(VALIDATORS)
         )
     validator(cfg)
+    validate_sections(cfg)
