@@ -74,6 +74,23 @@ def cannot_write(
     return CannotWrite(exc.filename or fallback, exc.strerror or os.strerror(exc.errno))
 
 
+def naming(exc: OSError, path: str | os.PathLike) -> OSError:
+    """``exc`` if it names a file, else the same error naming ``path`` (a failed ``write()``
+    or ``fsync()`` names none; same OSError subclass, so callers' ``except`` still match)."""
+    if exc.filename or exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
+
+
+def remove_quietly(path: str | os.PathLike | None) -> None:
+    """Delete a temporary file if it is there (cleanup never hides the original error)."""
+    if path is not None:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same dir, fsync, rename).
 
@@ -98,16 +115,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         os.replace(tmp, path)
         tmp = None
     except OSError as exc:
-        if exc.filename or exc.errno is None:
+        named = naming(exc, path)
+        if named is exc:
             raise
-        # a failed write() or fsync() names no file: say which one (same OSError subclass)
-        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
+        raise named from exc
     finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        remove_quietly(tmp)
 
 
 def remove_stale_temps(root: str | os.PathLike) -> list[Path]:
@@ -149,11 +162,7 @@ def probe_writable(directory: str | os.PathLike) -> CannotWrite | None:
             raise
         return CannotWrite(exc.filename or directory, exc.strerror or os.strerror(exc.errno))
     finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        remove_quietly(tmp)
     return None
 
 

@@ -41,7 +41,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from prereg.sweep.atomic import DIR_MODE
+from prereg.sweep.atomic import DIR_MODE, naming
 
 log = logging.getLogger("prereg")
 
@@ -158,9 +158,10 @@ def save_checkpoint(path_dir, state, meta: dict | None = None) -> Path:
         tmp = None
         _fsync_dir(target.parent)
     except OSError as exc:
-        if exc.filename or exc.errno is None:
+        named = naming(exc, target)
+        if named is exc:
             raise
-        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(target)) from exc
+        raise named from exc
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
