@@ -12,14 +12,11 @@ import datetime as _dt
 import logging
 import os
 import platform
-import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +25,12 @@ from prereg.sweep.atomic import (
     atomic_write_json,
     atomic_write_text,
     cannot_write,
-    probe_writable,
     read_json,
     remove_stale_temps,
 )
 from prereg.sweep.errors import ConfigError
-from prereg.sweep.registration import differing_constants, registration_hash, to_plain
+from prereg.sweep.registration import differing_constants
+from prereg.sweep.signals import interrupts_as_exceptions
 
 log = logging.getLogger("prereg")
 
@@ -47,102 +44,6 @@ class RunHalted(Exception):
 
 class RunSkipped(Exception):
     """The run is not needed (e.g. an earlier ladder candidate passed): status ``skipped``."""
-
-
-class RunInterrupted(BaseException):
-    """The process received SIGTERM (SLURM preemption, timeout, ``scancel``, ``kill``) or
-    SIGINT (Ctrl-C).
-
-    A BaseException, like KeyboardInterrupt, so that a sweep stops instead of going on.
-    """
-
-    def __init__(self, signum: int) -> None:
-        self.signum = int(signum)
-        super().__init__(f"interrupted by signal {signal.Signals(signum).name}")
-
-    def __reduce__(self) -> tuple:
-        return (type(self), (self.signum,))
-
-
-INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-def _resend_later(signum: int) -> None:
-    """Send ``signum`` to the main thread again a moment later (from a timer thread)."""
-    resend = threading.Timer(0.02, signal.pthread_kill, (threading.main_thread().ident, signum))
-    resend.daemon = True
-    resend.start()
-
-
-def _importing(frame: Any) -> bool:
-    """Whether the main thread is inside an ``import`` (possibly of a native extension)."""
-    while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
-            return True
-        frame = frame.f_back
-    return False
-
-
-def raise_interrupted(signum: int, frame: Any) -> None:
-    """Signal handler: SIGTERM/SIGINT become :class:`RunInterrupted` (run.py installs it).
-
-    Inside an import the signal is deferred (resent until the import is done): an exception
-    raised while a native extension (jaxlib) initialises can abort the whole process
-    (SIGABRT/SIGSEGV) instead of unwinding.
-    """
-    if _importing(frame):
-        _resend_later(signum)
-        return
-    raise RunInterrupted(signum)
-
-
-def _redeliver_swallowed(unraisable: Any) -> None:
-    """``sys.unraisablehook``: an interrupt raised where Python ignores exceptions is resent.
-
-    A signal handler runs wherever the main thread is, including inside a garbage-collector
-    callback (JAX registers one) or a ``__del__``, where Python prints "Exception ignored"
-    and carries on: Ctrl-C or SLURM's SIGTERM would be lost and the run go on.  The signal
-    is sent to the main thread again a moment later, from outside that callback.
-    """
-    exc = unraisable.exc_value
-    if isinstance(exc, RunInterrupted):
-        signum = exc.signum
-    elif isinstance(exc, KeyboardInterrupt):
-        signum = signal.SIGINT
-    else:
-        return _ORIGINAL_UNRAISABLEHOOK(unraisable)
-    _resend_later(signum)
-    return None
-
-
-_ORIGINAL_UNRAISABLEHOOK = sys.unraisablehook
-_ORIGINAL_EXCEPTHOOK = sys.excepthook
-
-
-def interrupted_message(exc: RunInterrupted) -> str:
-    """What the user sees when a signal stops ``run.py``."""
-    return f"error: {exc}; run the same command again to resume"
-
-
-def _exit_interrupted(exc_type: type, exc: BaseException, tb: Any) -> None:
-    """``sys.excepthook``: an interrupt that reached the top level (start-up, before
-    ``run.py`` catches it) is one line and status 128 + signal, like any other."""
-    if not isinstance(exc, RunInterrupted):
-        return _ORIGINAL_EXCEPTHOOK(exc_type, exc, tb)
-    print(interrupted_message(exc), file=sys.stderr)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(128 + exc.signum)
-
-
-def install_interrupt_handlers() -> None:
-    """From now on SIGTERM and SIGINT raise :class:`RunInterrupted` in the main thread; one
-    swallowed by a callback is resent (:func:`_redeliver_swallowed`), and one that nothing
-    catches ends the process with one line (:func:`_exit_interrupted`)."""
-    sys.unraisablehook = _redeliver_swallowed
-    sys.excepthook = _exit_interrupted
-    for signum in INTERRUPT_SIGNALS:
-        signal.signal(signum, raise_interrupted)
 
 
 def _now() -> str:
@@ -175,7 +76,6 @@ def slurm_ids() -> dict[str, str]:
 
 def jax_backend() -> str | None:
     """The default JAX backend, if JAX has already been imported by the runner."""
-    import sys
 
     jax = sys.modules.get("jax")
     if jax is None:
@@ -247,24 +147,6 @@ class RunDir:
         )
 
 
-@contextmanager
-def _sigterm_as_exception() -> Iterator[None]:
-    """SIGTERM and SIGINT raise :class:`RunInterrupted` while the run body executes (main
-    thread only), so ``run.json`` records which signal stopped the run."""
-    try:
-        previous = {s: signal.signal(s, raise_interrupted) for s in INTERRUPT_SIGNALS}
-    except ValueError:  # not in the main thread
-        yield
-        return
-    hook, sys.unraisablehook = sys.unraisablehook, _redeliver_swallowed
-    try:
-        yield
-    finally:
-        sys.unraisablehook = hook
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def one_line(exc: BaseException) -> str:
     """``Type: message`` on one line, for run.json reasons and terminal errors."""
     msg = " ".join(str(exc).split())
@@ -290,7 +172,7 @@ def guarded_run(
     """
     tic = time.perf_counter()
     try:
-        with _sigterm_as_exception():  # from before run.json says running: no unrecorded gap
+        with interrupts_as_exceptions():  # from before run.json says running: no unrecorded gap
             rundir.start(experiment, registration, registration_hash)
             summary = body()
     except RunHalted as exc:
@@ -377,105 +259,3 @@ def run_registered(
             raise
         raise unwritable from exc
     return guarded_run(rd, experiment, reg["name"], reg_hash, lambda: body(rd))
-
-
-# ------------------------------------------------------------- before Hydra starts (run.py)
-REGISTRATION_SCHEMAS = {"exp9": "Exp9Registration", "ppo": "PPORegistration"}
-
-
-def registration_of(cfg: Any) -> dict[str, Any] | None:
-    """The plain registration a composed job config runs with (as its runner stores it)."""
-    from prereg.sweep import schema
-    from prereg.sweep.validate import typed_registration
-
-    reg = cfg.get("registration")
-    name = REGISTRATION_SCHEMAS.get(str(reg.get("experiment"))) if reg is not None else None
-    if name is None:
-        return None
-    return to_plain(typed_registration(cfg, getattr(schema, name)))
-
-
-def output_location(raw: str) -> tuple[Path, bool]:
-    """``(directory to probe, fixed)`` for a configured ``hydra.run.dir``/``sweep.dir``.
-
-    A fixed path is probed itself; one with an interpolation (``outputs/${now:...}``) is
-    not known yet, so the directory its literal prefix names is probed instead.
-    """
-    literal = raw.split("${", 1)[0]
-    if literal == raw:
-        return Path(raw), True
-    if not literal or literal.endswith("/"):
-        return Path(literal or "."), False
-    return Path(literal).parent, False
-
-
-def _recorded_registrations(target: Path, multirun: bool) -> dict[str, tuple[Path, dict]]:
-    """``{hash: (run dir, registration)}`` of the runs already in ``target``."""
-    runs = sorted(p for p in target.iterdir() if p.is_dir()) if multirun else [target]
-    found: dict[str, tuple[Path, dict]] = {}
-    for run in runs:
-        try:
-            record = read_json(run / "run.json")
-            h = record.get("registration_hash") if isinstance(record, dict) else None
-            if h and h not in found:
-                found[h] = (run, read_json(run / "registration.json") or {})
-        except (OSError, ValueError):
-            continue
-    return found
-
-
-def check_output_dir(argv: list[str], conf_dir: Path, config_name: str = "config") -> int | None:
-    """Check where a ``run.py`` command would write, before Hydra starts.
-
-    The output directory must take a file (else ``error: cannot write to <path>: <cause>``,
-    status 1), and a directory that already holds runs only takes runs of the same
-    registration (else ``error: registration: ...`` naming the changed constants with old
-    and new values, status 2); either way nothing is written.  None when all is well.
-    """
-    from hydra._internal.utils import get_args_parser
-    from hydra.types import RunMode
-    from omegaconf import OmegaConf
-
-    from prereg.sweep import precheck
-
-    try:
-        args = get_args_parser().parse_args(argv)
-    except SystemExit:
-        return None  # Hydra prints its usage message
-    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
-        return None
-    multirun = bool(args.multirun) or "hydra.mode=MULTIRUN" in args.overrides
-    loader = precheck._loader(conf_dir)
-    mode = RunMode.MULTIRUN if multirun else RunMode.RUN
-    try:
-        cfg = loader.load_configuration(args.config_name or config_name, args.overrides, mode)
-        node = "sweep" if multirun else "run"
-        raw = str(OmegaConf.to_container(cfg.hydra[node], resolve=False)["dir"])
-    except Exception:  # noqa: BLE001 - a config Hydra cannot compose: Hydra says why
-        return None
-    directory, fixed = output_location(raw)
-    problem = probe_writable(directory)
-    if problem is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        return 1
-    existing = _recorded_registrations(directory, multirun) if fixed else {}
-    if not existing:
-        return None
-    jobs = precheck.covering_jobs(precheck.expand_jobs(loader, list(args.overrides), multirun))
-    for job in jobs:
-        job_cfg = loader.load_configuration(args.config_name or config_name, job, RunMode.RUN)
-        reg = registration_of(job_cfg)
-        if reg is None or registration_hash(reg) in existing:
-            continue
-        old_hash, (run, old) = next(iter(existing.items()))
-        held = f"runs of registration {old.get('name', '?')} (hash {old_hash}, e.g. {run.name})"
-        if not multirun:
-            held = f"a run of registration {old.get('name', '?')} (hash {old_hash})"
-        err = ConfigError(
-            "registration",
-            f"{directory} holds {held}; this command's (hash {registration_hash(reg)}) differs "
-            f"in {describe_changes(old, reg)}; use a new output directory",
-        )
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return None
