@@ -14,19 +14,19 @@ import sys
 from pathlib import Path
 
 import prereg  # noqa: F401 - first: sets single-threaded BLAS before numpy/scipy load
-from prereg.sweep.signals import install_interrupt_handlers
+from prereg.core.signals import install_interrupt_handlers
 
 install_interrupt_handlers()  # before the slow imports: SIGTERM/Ctrl-C from here on is handled
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from prereg.core.atomic import UNWRITABLE_ERRNOS, CannotWrite, cannot_write  # noqa: E402
+from prereg.core.signals import RunInterrupted, interrupted_message  # noqa: E402
 from prereg.sweep import precheck  # noqa: E402
-from prereg.sweep.atomic import UNWRITABLE_ERRNOS, CannotWrite, cannot_write  # noqa: E402
 from prereg.sweep.launchers import register_launcher_profiles  # noqa: E402
 from prereg.sweep.outputdir import check_output_dir  # noqa: E402
 from prereg.sweep.schema import register_schemas  # noqa: E402
-from prereg.sweep.signals import RunInterrupted, interrupted_message  # noqa: E402
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 

@@ -5,6 +5,6 @@ Subprocesses started through ``run.py`` enable the same cache themselves.
 
 from __future__ import annotations
 
-from prereg.sweep.jaxcache import enable_compilation_cache
+from prereg.training.jaxcache import enable_compilation_cache
 
 enable_compilation_cache()

@@ -32,9 +32,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from omegaconf import DictConfig, OmegaConf
 
+from prereg.core.registration import load_registered
 from prereg.sweep import schema
-from prereg.sweep.checkpoints import save_checkpoint
-from prereg.sweep.registration import load_registered
+from prereg.training.checkpoints import save_checkpoint
 
 # a deeper search: PREREG_BAD_INPUT_EXAMPLES=3000 (in-process), PREREG_BAD_INPUT_RUN_PY=200
 IN_PROCESS_EXAMPLES = int(os.environ.get("PREREG_BAD_INPUT_EXAMPLES", "240"))

@@ -6,8 +6,8 @@ import pytest
 from helpers import run_cli
 from omegaconf import OmegaConf
 
+from prereg.core.registration import CONF_DIR, load_registered, registration_hash
 from prereg.sweep.precheck import _loader, expand_jobs
-from prereg.sweep.registration import CONF_DIR, load_registered, registration_hash
 from prereg.sweep.schema import register_schemas
 
 register_schemas()
@@ -32,7 +32,7 @@ def test_every_cell_option_is_a_registered_cell_and_vice_versa():
 def test_frozen_exp9_v1_registration_hash_is_pinned():
     # exp9_v1 is frozen: changing any constant must be a new registration (exp9_v2).
     reg = OmegaConf.load(CONF_DIR / "registration" / "exp9_v1.yaml")
-    from prereg.sweep.registration import to_plain
+    from prereg.core.registration import to_plain
     from prereg.sweep.schema import Exp9Registration
 
     typed = to_plain(OmegaConf.merge(OmegaConf.structured(Exp9Registration), reg))

@@ -29,7 +29,7 @@ import pytest
 import yaml
 from helpers import REPO, run_cli
 
-from prereg.sweep.checkpoints import is_checkpoint, load_checkpoint
+from prereg.training.checkpoints import is_checkpoint, load_checkpoint
 
 pytestmark = pytest.mark.slow
 

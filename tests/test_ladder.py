@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from prereg.core.registration import CONF_DIR, load_registered, registration_hash
 from prereg.ppo.ladder import (
     FAIL,
     NOT_REACHED,
@@ -26,7 +27,6 @@ from prereg.ppo.ladder import (
     stage3,
 )
 from prereg.ppo.ladder_verdict import compute_verdict, render_markdown
-from prereg.sweep.registration import CONF_DIR, load_registered, registration_hash
 from prereg.sweep.schema import register_schemas
 
 register_schemas()
@@ -345,7 +345,7 @@ def compose(*overrides: str):
 
 
 def test_a_candidate_applies_its_registered_change_and_nothing_else():
-    from prereg.sweep.candidates import apply_candidate
+    from prereg.ppo.candidates import apply_candidate
 
     base = compose("experiment=ppo")
     for name, spec in REG["candidates"].items():

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 from helpers import prereg_cli, run_cli, sibling_module
 
-from prereg.sweep.checkpoints import load_checkpoint
-from prereg.sweep.nonfinite import first_nonfinite, nonfinite_leaf
+from prereg.training.checkpoints import load_checkpoint
+from prereg.training.nonfinite import first_nonfinite, nonfinite_leaf
 
 EXP9_DIVERGES = [
     "arm=primary", "cell=n4m2", "registration.step_cap=100", "exp9.chunk_steps=2",

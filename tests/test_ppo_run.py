@@ -17,7 +17,7 @@ from helpers import REPO, run_cli
 
 import prereg  # noqa: F401 - registers prereg/MesaDock-v0
 from prereg.ppo.policy import load_policy
-from prereg.sweep.checkpoints import load_checkpoint
+from prereg.training.checkpoints import load_checkpoint
 
 TINY = [
     "experiment=ppo", "tier=small", "ppo.num_envs=16", "ppo.num_steps=32",

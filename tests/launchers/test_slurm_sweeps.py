@@ -342,7 +342,7 @@ def test_a_requeued_ppo_job_resumes_and_matches_an_uninterrupted_run(
 ) -> None:
     """A PPO job requeued mid-training (``scontrol requeue``) resumes from its checkpoint in the
     same directory and ends with the metrics and final state of an uninterrupted run."""
-    from prereg.sweep.checkpoints import load_checkpoint
+    from prereg.training.checkpoints import load_checkpoint
 
     sweep = tmp_path / "sweep"
     proc = start(tmp_path, sweep, *PPO_TINY)

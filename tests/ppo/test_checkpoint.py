@@ -13,7 +13,7 @@ from prereg.ppo.networks import actor_mean
 from prereg.ppo.normalizer import NormalizerState, normalize
 from prereg.ppo.policy import export_policy, load_policy
 from prereg.ppo.trainer import PPOConfig, make_trainer
-from prereg.sweep.checkpoints import (
+from prereg.training.checkpoints import (
     CheckpointError,
     is_checkpoint,
     load_checkpoint,

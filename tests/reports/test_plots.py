@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 from matplotlib import image as mpimg
 
+from prereg.core.registration import load_registered, registration_hash
 from prereg.exp9 import analysis
+from prereg.exp9.plots import PAIR_RATIOS, TRAJECTORIES
 from prereg.exp9.verdict import write_verdict as write_exp9_verdict
+from prereg.ppo.ladder_plots import CURVES, STAGES
 from prereg.ppo.ladder_verdict import write_verdict as write_ladder_verdict
-from prereg.reports.plots_exp9 import PAIR_RATIOS, TRAJECTORIES
-from prereg.reports.plots_ladder import CURVES, STAGES
 from prereg.reports.verdicts import write_any_verdict
-from prereg.sweep.registration import load_registered, registration_hash
 
 EXP9_PNGS = [f"plots/{TRAJECTORIES}", f"plots/{PAIR_RATIOS}"]
 LADDER_PNGS = [f"plots/{CURVES}", f"plots/{STAGES}"]
@@ -213,7 +213,7 @@ def test_an_empty_sweep_dir_writes_a_verdict_without_plots(tmp_path):
 
 
 def test_a_plot_that_raises_becomes_a_note(tmp_path, monkeypatch):
-    from prereg.reports import plots_exp9
+    from prereg.exp9 import plots as plots_exp9
 
     def boom(*_: Any) -> None:
         raise RuntimeError("kaput")

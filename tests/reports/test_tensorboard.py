@@ -16,7 +16,7 @@ from helpers import run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboardX import SummaryWriter
 
-from prereg.sweep.atomic import atomic_write_json
+from prereg.core.atomic import atomic_write_json
 
 pytestmark = pytest.mark.slow
 

@@ -33,7 +33,7 @@ def diagnostic_steps(step_cap: int, count: int) -> list[int]:
 
 def first_nonfinite(frame: pd.DataFrame) -> tuple[int, str] | None:
     """(step, column) of the first non-finite logged value, or None when all are finite."""
-    from prereg.sweep.nonfinite import first_nonfinite as first
+    from prereg.training.nonfinite import first_nonfinite as first
 
     return first(frame["step"].to_numpy(), {c: frame[c] for c in METRIC_COLUMNS})
 

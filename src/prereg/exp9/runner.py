@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from prereg.reports import tensorboard_log
-from prereg.sweep import checkpoints as ck
-from prereg.sweep.atomic import atomic_write_csv, atomic_write_json, read_json
-from prereg.sweep.nonfinite import first_nonfinite, nonfinite_error, nonfinite_leaf
-from prereg.sweep.registration import registration_hash, to_plain
-from prereg.sweep.rundir import RunDir, RunHalted, run_registered
+from prereg.core.atomic import atomic_write_csv, atomic_write_json, read_json
+from prereg.core.registration import registration_hash, to_plain
+from prereg.core.rundir import RunDir, RunHalted, run_registered
 from prereg.sweep.schema import Exp9Registration
 from prereg.sweep.validate import typed_registration
+from prereg.training import checkpoints as ck
+from prereg.training import tensorboard_log
+from prereg.training.nonfinite import first_nonfinite, nonfinite_error, nonfinite_leaf
 
 log = logging.getLogger("prereg.exp9")
 
@@ -50,7 +50,7 @@ def _train(
     rd: RunDir,
     tb: tensorboard_log.TensorBoardLog,
 ) -> dict:
-    from prereg.sweep.jaxcache import enable_compilation_cache
+    from prereg.training.jaxcache import enable_compilation_cache
 
     enable_compilation_cache()
     import jax.numpy as jnp

@@ -14,10 +14,10 @@ from typing import Any
 
 import pandas as pd
 
+from prereg.core.registration import registration_line, registration_status
+from prereg.core.rundirs import RunInfo, find_runs
 from prereg.exp9 import analysis
-from prereg.reports.rundirs import RunInfo, find_runs
 from prereg.reports.verdicts import write_verdict_files
-from prereg.sweep.registration import registration_line, registration_status
 from prereg.sweep.schema import Exp9Registration
 
 OUTCOMES = {
@@ -598,6 +598,6 @@ def render_markdown(v: dict[str, Any]) -> str:
 
 def write_verdict(sweep_dir: Path) -> str:
     """Compute, write ``verdict.json`` and ``verdict.md`` in ``sweep_dir``, return the markdown."""
-    from prereg.reports.plots_exp9 import write_plots
+    from prereg.exp9.plots import write_plots
 
     return write_verdict_files(sweep_dir, compute_verdict, render_markdown, plots=write_plots)

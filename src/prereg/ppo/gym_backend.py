@@ -264,7 +264,7 @@ class GymTrainer:
 
     def restore(self, flat: dict) -> TrainState:
         """State from a checkpoint; the envs restart from a reset (see module doc)."""
-        from prereg.sweep.checkpoints import unflatten_like
+        from prereg.training.checkpoints import unflatten_like
 
         state = unflatten_like(self.state_template(), flat)
         seed = int(np.asarray(jax.device_get(state.rng))[-1] % (2**31))

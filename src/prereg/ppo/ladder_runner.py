@@ -29,14 +29,14 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from prereg.core.atomic import atomic_write_json
+from prereg.core.registration import registration_hash, to_plain
+from prereg.core.rundir import RunDir, RunSkipped
+from prereg.core.rundirs import find_runs
 from prereg.ppo import runner as ppo_runner
+from prereg.ppo.candidates import candidate_name, registered_names
 from prereg.ppo.ladder import Grade
 from prereg.ppo.ladder_verdict import LADDER, candidate_of, experiment_of, grade_files, grade_run
-from prereg.reports.rundirs import find_runs
-from prereg.sweep.atomic import atomic_write_json
-from prereg.sweep.candidates import candidate_name, registered_names
-from prereg.sweep.registration import registration_hash, to_plain
-from prereg.sweep.rundir import RunDir, RunSkipped
 from prereg.sweep.schema import PPORegistration
 from prereg.sweep.validate import typed_registration
 

@@ -18,6 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from prereg.core.atomic import read_json
+from prereg.core.registration import load_registered, registration_line, registration_status
+from prereg.core.rundirs import RunInfo, by_registration, find_runs
+from prereg.ppo.candidates import registered_names
 from prereg.ppo.ladder import (
     NOT_REACHED,
     Decision,
@@ -27,10 +31,6 @@ from prereg.ppo.ladder import (
     decide,
     grade,
 )
-from prereg.reports.rundirs import RunInfo, by_registration, find_runs
-from prereg.sweep.atomic import read_json
-from prereg.sweep.candidates import registered_names
-from prereg.sweep.registration import load_registered, registration_line, registration_status
 from prereg.sweep.schema import PPOConf, PPORegistration
 
 LADDER = "ppo_ladder"
@@ -441,7 +441,7 @@ def render_markdown(v: Mapping[str, Any]) -> str:
 
 def write_verdict(sweep_dir: Path) -> str:
     """Compute, write ``verdict.json`` and ``verdict.md`` in ``sweep_dir``, return the markdown."""
-    from prereg.reports.plots_ladder import write_plots
+    from prereg.ppo.ladder_plots import write_plots
     from prereg.reports.verdicts import write_verdict_files
 
     return write_verdict_files(sweep_dir, compute_verdict, render_markdown, plots=write_plots)

@@ -28,9 +28,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from prereg.core.atomic import atomic_write_bytes
 from prereg.ppo.networks import hidden_sizes
 from prereg.ppo.normalizer import OBS_CLIP
-from prereg.sweep.atomic import atomic_write_bytes
 
 FORMAT = "prereg.ppo.policy/1"
 _VAR_EPS = 1e-8  # as in prereg.ppo.normalizer.normalize

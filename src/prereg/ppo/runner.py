@@ -21,15 +21,15 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from prereg.reports import tensorboard_log
-from prereg.sweep import checkpoints as ck
-from prereg.sweep.atomic import atomic_write_csv, atomic_write_json
-from prereg.sweep.candidates import KNOBS, apply_candidate, candidate_name
-from prereg.sweep.nonfinite import first_nonfinite, nonfinite_error, nonfinite_leaf
-from prereg.sweep.registration import registration_hash, to_plain
-from prereg.sweep.rundir import RunDir, guarded_run, run_registered
+from prereg.core.atomic import atomic_write_csv, atomic_write_json
+from prereg.core.registration import registration_hash, to_plain
+from prereg.core.rundir import RunDir, guarded_run, run_registered
+from prereg.ppo.candidates import KNOBS, apply_candidate, candidate_name
 from prereg.sweep.schema import PPORegistration
 from prereg.sweep.validate import typed_registration
+from prereg.training import checkpoints as ck
+from prereg.training import tensorboard_log
+from prereg.training.nonfinite import first_nonfinite, nonfinite_error, nonfinite_leaf
 
 log = logging.getLogger("prereg.ppo")
 
@@ -184,7 +184,7 @@ def _first_nonfinite(frame: pd.DataFrame, state: Any) -> tuple[int, str] | None:
 
 def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
     """The training loop (see the module docstring)."""
-    from prereg.sweep.jaxcache import enable_compilation_cache
+    from prereg.training.jaxcache import enable_compilation_cache
 
     enable_compilation_cache()
     from prereg.ppo.evaluate import SUMMARY_FIELDS
@@ -316,7 +316,7 @@ def eval_checkpoint(
     checkpoint: Path, run_dir: Path, seed_start: int, n_seeds: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluate a saved checkpoint into ``run_dir/logs`` (:func:`write_eval`); (summary, meta)."""
-    from prereg.sweep.jaxcache import enable_compilation_cache
+    from prereg.training.jaxcache import enable_compilation_cache
 
     enable_compilation_cache()
     flat, meta = ck.load_checkpoint(checkpoint)

@@ -409,7 +409,7 @@ class PPOTrainer:
 
     ``init(seed) -> TrainState``; ``run_chunk(state, n) -> (state, metrics)`` where
     metrics maps each of :data:`METRIC_NAMES` to a numpy array of length ``n``;
-    ``restore(flat) -> TrainState`` from :func:`prereg.sweep.checkpoints.load_checkpoint`.
+    ``restore(flat) -> TrainState`` from :func:`prereg.training.checkpoints.load_checkpoint`.
     """
 
     def __init__(self, env, env_params, cfg: PPOConfig):
@@ -452,7 +452,7 @@ class PPOTrainer:
 
     def restore(self, flat: dict) -> TrainState:
         """TrainState from a checkpoint's flat ``{path: array}`` dict."""
-        from prereg.sweep.checkpoints import unflatten_like
+        from prereg.training.checkpoints import unflatten_like
 
         return unflatten_like(self.state_template(), flat)
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from prereg.reports.rundirs import RunInfo, find_runs
+from prereg.core.rundirs import RunInfo, find_runs
 from prereg.sweep.resolvers import dirname_excluded_keys
 
 STATES = ("pending", "running", "completed", "failed", "halted", "skipped")

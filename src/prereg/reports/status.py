@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from prereg.core.rundirs import RunInfo, find_runs
 from prereg.reports.compare import (
     DIRNAME_EXCLUDED_KEYS,
     Table,
@@ -22,7 +23,6 @@ from prereg.reports.compare import (
     render_text,
     status_reason,
 )
-from prereg.reports.rundirs import RunInfo, find_runs
 from prereg.sweep import resolvers
 
 STATES = ("pending", "running", "completed", "failed", "halted", "skipped")

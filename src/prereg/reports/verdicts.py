@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prereg.reports.rundirs import find_runs
+from prereg.core.rundirs import find_runs
 from prereg.sweep.callbacks import verdict_function
 
 
@@ -39,7 +39,7 @@ def write_verdict_files(
     ``plots`` (optional) draws the verdict's PNGs into the sweep dir and returns the Markdown
     appended to ``verdict.md``; if it raises, a note replaces the plots and the verdict stands.
     """
-    from prereg.sweep.atomic import atomic_write_json, atomic_write_text
+    from prereg.core.atomic import atomic_write_json, atomic_write_text
 
     sweep_dir = Path(sweep_dir)
     v = compute(sweep_dir)

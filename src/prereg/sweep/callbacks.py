@@ -10,8 +10,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from prereg.sweep.atomic import cannot_write
-from prereg.sweep.rundir import one_line
+from prereg.core.atomic import cannot_write
+from prereg.core.rundir import one_line
 
 log = logging.getLogger("prereg")
 
@@ -33,9 +33,9 @@ def verdict_function(runner: str):
 
 def write_manifest(config: DictConfig) -> Path:
     """``<sweep dir>/sweep.json``: every job's overrides, so a status view counts pending jobs."""
-    from prereg.sweep.atomic import atomic_write_json
+    from prereg.core.atomic import atomic_write_json
+    from prereg.core.registration import CONF_DIR
     from prereg.sweep.precheck import _loader, expand_jobs
-    from prereg.sweep.registration import CONF_DIR
 
     sweep_dir = Path(config.hydra.sweep.dir)
     overrides = list(config.hydra.overrides.task)
@@ -55,7 +55,7 @@ class VerdictCallback(Callback):
     It reads only the run directories, so it works the same after local, submitit and
     SLURM launches, and it never raises: a verdict that cannot be computed says why.  The
     one exception is a full or read-only disk, raised as
-    :class:`~prereg.sweep.atomic.CannotWrite` so ``run.py`` ends with one line saying so.
+    :class:`~prereg.core.atomic.CannotWrite` so ``run.py`` ends with one line saying so.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:

@@ -12,9 +12,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from prereg.sweep.atomic import cannot_write
-from prereg.sweep.errors import ConfigError
-from prereg.sweep.rundir import RunDir, RunHalted, RunSkipped, one_line
+from prereg.core.atomic import cannot_write
+from prereg.core.errors import ConfigError
+from prereg.core.rundir import RunDir, RunHalted, RunSkipped, one_line
 from prereg.sweep.validate import validate
 
 log = logging.getLogger("prereg")

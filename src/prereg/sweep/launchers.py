@@ -46,7 +46,7 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, LocalQue
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import OmegaConf, open_dict
 
-from prereg.sweep.atomic import atomic_write_json, read_json
+from prereg.core.atomic import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from prereg.sweep.atomic import probe_writable, read_json
-from prereg.sweep.errors import ConfigError
-from prereg.sweep.registration import registration_hash, to_plain
-from prereg.sweep.rundir import describe_changes
+from prereg.core.atomic import probe_writable, read_json
+from prereg.core.errors import ConfigError
+from prereg.core.registration import registration_hash, to_plain
+from prereg.core.rundir import describe_changes
 
 REGISTRATION_SCHEMAS = {"exp9": "Exp9Registration", "ppo": "PPORegistration"}
 

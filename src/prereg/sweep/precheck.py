@@ -15,9 +15,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from prereg.sweep.errors import ConfigError
-from prereg.sweep.errors import simplify_message as _simplify
-from prereg.sweep.rundir import one_line
+from prereg.core.errors import ConfigError
+from prereg.core.errors import simplify_message as _simplify
+from prereg.core.rundir import one_line
 
 # flags that make Hydra print something instead of running jobs: leave those to Hydra
 _INFO_FLAGS = (

@@ -26,7 +26,7 @@ def job_dirname(overrides: str) -> str:
 
 def dirname_excluded_keys() -> tuple[str, ...]:
     """Keys left out of job directory names (``conf/config.yaml``, override_dirname)."""
-    from prereg.sweep.registration import CONF_DIR
+    from prereg.core.registration import CONF_DIR
 
     cfg = OmegaConf.load(CONF_DIR / "config.yaml")
     return tuple(cfg.hydra.job.config.override_dirname.exclude_keys)

@@ -14,14 +14,14 @@ from collections.abc import Callable
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from prereg.sweep.candidates import (
+from prereg.core.errors import ConfigError, simplify_message
+from prereg.ppo.candidates import (
     KNOBS,
     apply_candidate,
     check_candidate,
     registered_names,
     task_overrides,
 )
-from prereg.sweep.errors import ConfigError, simplify_message
 from prereg.sweep.schema import (
     LOGGERS,
     RUNNERS,
@@ -240,7 +240,7 @@ def checkpoint_path(key: str, value: object) -> None:
     """A path that exists and holds a prereg PPO checkpoint."""
     from pathlib import Path
 
-    from prereg.sweep.checkpoints import is_checkpoint
+    from prereg.training.checkpoints import is_checkpoint
 
     path = Path(str(value))
     if not path.exists():

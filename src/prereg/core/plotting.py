@@ -96,7 +96,7 @@ def log_y(ax: Axes) -> Axes:
 
 def save_png(fig: Figure, path: Path) -> Path:
     """Write ``fig`` to ``path`` atomically (unchanged bytes are not rewritten) and close it."""
-    from prereg.sweep.atomic import atomic_write_bytes
+    from prereg.core.atomic import atomic_write_bytes
 
     buf = io.BytesIO()
     try:

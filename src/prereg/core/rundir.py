@@ -21,16 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from prereg import __version__
-from prereg.sweep.atomic import (
+from prereg.core.atomic import (
     atomic_write_json,
     atomic_write_text,
     cannot_write,
     read_json,
     remove_stale_temps,
 )
-from prereg.sweep.errors import ConfigError
-from prereg.sweep.registration import differing_constants
-from prereg.sweep.signals import interrupts_as_exceptions
+from prereg.core.errors import ConfigError
+from prereg.core.registration import differing_constants
+from prereg.core.signals import interrupts_as_exceptions
 
 log = logging.getLogger("prereg")
 

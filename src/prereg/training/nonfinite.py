@@ -35,7 +35,7 @@ def first_nonfinite(steps: np.ndarray, quantities: Mapping[str, Any]) -> tuple[i
 
 def nonfinite_error(step: int, quantity: str, ckpt_dir: Path) -> NonFiniteError:
     """The error a run fails with, naming the checkpoint it keeps (the last good state)."""
-    from prereg.sweep.checkpoints import latest_valid
+    from prereg.training.checkpoints import latest_valid
 
     found = latest_valid(ckpt_dir)
     kept = (

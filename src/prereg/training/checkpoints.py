@@ -41,7 +41,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from prereg.sweep.atomic import DIR_MODE, naming
+from prereg.core.atomic import DIR_MODE, naming
 
 log = logging.getLogger("prereg")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from prereg.sweep.errors import ConfigError
+from prereg.core.errors import ConfigError
 
 #: The knobs a Path-B candidate may change (seed 003 section 1: "hparam fixes only").
 KNOBS = ("lr", "value_coef", "entropy_coef", "clip_range")

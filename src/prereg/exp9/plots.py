@@ -21,8 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from prereg.exp9 import analysis
-from prereg.reports.plotting import (
+from prereg.core.plotting import (
     FAIL_COLOUR,
     PASS_COLOUR,
     PlotSpec,
@@ -32,6 +31,7 @@ from prereg.reports.plotting import (
     log_y,
     plots_section,
 )
+from prereg.exp9 import analysis
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -47,7 +47,7 @@ DIR_MODE = 0o777 & ~_UMASK  # what mkdir() gives; mkdtemp alone gives 0700
 class CannotWrite(BaseException):
     """An output location cannot be written (disk full, quota, read-only, no permission).
 
-    A BaseException, like :class:`~prereg.sweep.signals.RunInterrupted`: every later job
+    A BaseException, like :class:`~prereg.core.signals.RunInterrupted`: every later job
     of the sweep would fail the same way, so the sweep stops and ``run.py`` prints the one
     line ``error: cannot write to <path>: <cause>`` instead of a stack trace.
     """

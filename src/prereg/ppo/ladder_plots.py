@@ -21,7 +21,7 @@ from matplotlib import ticker
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from prereg.reports.plotting import (
+from prereg.core.plotting import (
     FAIL_COLOUR,
     PALETTE,
     PASS_COLOUR,
