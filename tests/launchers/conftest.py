@@ -1,17 +1,16 @@
 """Fixtures for the launcher tests: the single-node SLURM cluster of launchers/slurm_cluster.sh.
 
-The `slurm_cluster` fixture is a thin wrapper over prereg.sweep.launchers.ensure_slurm_cluster,
-so tests/conftest.py can define the same fixture for tests elsewhere in one line. Where SLURM
-cannot be had, the tests skip with the reason printed; with PREREG_REQUIRE_SLURM=1 (.ci/run)
-they fail instead.
+The `slurm_cluster` fixture is a thin wrapper over launchers.cluster.ensure_slurm_cluster
+(tests/launchers/cluster.py), so tests/conftest.py can define the same fixture for tests
+elsewhere in one line. Where SLURM cannot be had, the tests skip with the reason printed; with
+PREREG_REQUIRE_SLURM=1 (.ci/run) they fail instead.
 """
 
 from __future__ import annotations
 
 import pytest
+from launchers.cluster import ensure_slurm_cluster
 from launchers.slurm_helpers import skip_or_fail
-
-from prereg.sweep.launchers import ensure_slurm_cluster
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -14,10 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from prereg.sweep.launchers import slurm_required
-
-REPO = Path(__file__).resolve().parents[2]
+from launchers.cluster import slurm_required
 
 
 def skip_or_fail(ok: bool, message: str) -> str:
@@ -86,9 +82,6 @@ APP = """
 import json, os, time
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from prereg.sweep.launchers import register_launcher_profiles
-
-register_launcher_profiles()
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
@@ -118,7 +111,8 @@ if __name__ == "__main__":
 
 
 def write_app(root: Path) -> Path:
-    """A minimal Hydra app (outside the repository) that uses prereg's launcher profiles."""
+    """A minimal Hydra app (outside the repository) that uses prereg's launcher profiles, which
+    Hydra finds through the installed plugin hydra_plugins.prereg_launchers."""
     (root / "conf").mkdir(parents=True, exist_ok=True)
     (root / "conf" / "config.yaml").write_text("x: 0\nsleep: 0\nwait_for_requeue: false\n")
     app = root / "app.py"
@@ -127,13 +121,10 @@ def write_app(root: Path) -> Path:
 
 
 def start_sweep(app: Path, sweep_dir: Path, *overrides: str) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.setdefault("PREREG_LAUNCHERS_DIR", str(REPO / "launchers"))
     log = open(sweep_dir.parent / f"{sweep_dir.name}.log", "w")  # noqa: SIM115
     return subprocess.Popen(
         [sys.executable, str(app), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides],
         cwd=app.parent,
-        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

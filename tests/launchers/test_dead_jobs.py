@@ -16,7 +16,7 @@ import pytest
 from helpers import REPO, prereg_cli
 from launchers.slurm_helpers import skip_or_fail, wait_until
 
-from prereg.sweep.launchers import (
+from hydra_plugins.prereg_launchers.dead_jobs import (
     DeadJob,
     base_state,
     dead_job_return,

@@ -1,15 +1,28 @@
-"""The launcher profiles in launchers/hydra/launcher/ as Hydra sees them (no SLURM needed)."""
+"""The launcher profiles (package data of the plugin hydra_plugins.prereg_launchers) as Hydra
+sees them (no SLURM needed)."""
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from importlib import resources
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from launchers.slurm_helpers import finish_sweep, start_sweep, starts, write_app
 
-from prereg.sweep.launchers import launchers_dir, register_launcher_profiles
+from hydra_plugins.prereg_launchers.launcher import BoundedLocalLauncher, SlurmLauncher
+from hydra_plugins.prereg_launchers.search_path import PROFILES
+
+
+def qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 @pytest.fixture()
@@ -21,18 +34,82 @@ def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _launcher(conf_dir: Path, *overrides: str):
-    register_launcher_profiles()
+def _compose(conf_dir: Path, *overrides: str):
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+
+
+def _launcher(conf_dir: Path, *overrides: str):
+    cfg = _compose(conf_dir, *overrides)
     return cfg.hydra.launcher, cfg.hydra.sweep.dir
 
 
-def test_every_profile_file_is_registered(elsewhere: Path) -> None:
-    names = sorted(p.stem for p in (launchers_dir() / "hydra" / "launcher").glob("*.yaml"))
-    assert {"slurm", "local"} <= set(names)
+def packaged_profiles() -> list[str]:
+    folder = resources.files("hydra_plugins.prereg_launchers.conf") / "hydra" / "launcher"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def test_every_packaged_profile_is_found(elsewhere: Path) -> None:
+    names = packaged_profiles()
+    assert names == ["local", "slurm"]
     for name in names:
         assert _launcher(elsewhere / "conf", f"hydra/launcher={name}")[0]._target_
+
+
+SEARCH_PATH_APP = """
+import json, sys
+from hydra import compose, initialize_config_dir
+
+with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
+    cfg = compose(config_name="config", overrides=["hydra/launcher=slurm"],
+                  return_hydra_config=True)
+print(json.dumps({
+    "target": cfg.hydra.launcher._target_,
+    "sources": [[s.provider, f"{s.schema}://{s.path}"] for s in cfg.hydra.runtime.config_sources],
+    "imported": sorted(m for m in ("prereg", "submitit") if m in sys.modules),
+}))
+"""
+
+
+def test_profiles_are_found_through_the_search_path_plugin(tmp_path: Path) -> None:
+    """A fresh process, in a directory that is not the repository, composing a config of its
+    own: nothing registers the profiles but Hydra's plugin scan."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yaml").write_text("x: 0\n")
+    app = tmp_path / "compose.py"
+    app.write_text(textwrap.dedent(SEARCH_PATH_APP))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREREG_")}
+    proc = subprocess.run(
+        [sys.executable, str(app), str(tmp_path / "conf")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["target"] == qualname(SlurmLauncher)
+    sources = [tuple(s) for s in out["sources"]]
+    assert ("prereg-launchers", PROFILES) in sources
+    # after the app's own config dir, so an app's hydra/launcher/<name>.yaml takes precedence
+    assert sources.index(("main", f"file://{tmp_path / 'conf'}")) < sources.index(
+        ("prereg-launchers", PROFILES)
+    )
+    # Hydra imports the plugin in every app: it loads neither prereg nor submitit until used
+    assert out["imported"] == []
+
+
+def test_a_profile_in_the_apps_config_dir_replaces_the_packaged_one(elsewhere: Path) -> None:
+    own = elsewhere / "conf" / "hydra" / "launcher"
+    own.mkdir(parents=True)
+    (own / "slurm.yaml").write_text(
+        "defaults:\n  - prereg_slurm_schema\n  - _self_\npartition: mine\n"
+    )
+    launcher, _ = _launcher(elsewhere / "conf", "hydra/launcher=slurm")
+    assert launcher.partition == "mine"
+    assert launcher._target_ == qualname(SlurmLauncher)
+    assert launcher.max_num_timeout == 0  # the schema's default, not the packaged profile's 3
 
 
 def test_slurm_profile_extends_submitit_slurm(elsewhere: Path) -> None:
@@ -40,7 +117,7 @@ def test_slurm_profile_extends_submitit_slurm(elsewhere: Path) -> None:
         elsewhere / "conf", "hydra/launcher=slurm", "hydra.launcher.partition=gpu"
     )
     # prereg's SlurmLauncher: stock submission, but waits for every job and records dead ones
-    assert launcher._target_ == "hydra_plugins.prereg_launchers.SlurmLauncher"
+    assert launcher._target_ == qualname(SlurmLauncher)
     assert launcher.partition == "gpu"
     assert launcher.submitit_folder == f"{sweep_dir}/.submitit/%j"
     assert launcher.signal_delay_s < launcher.timeout_min * 60 / 2
@@ -55,9 +132,19 @@ def test_local_profile_is_bounded(elsewhere: Path) -> None:
     launcher, sweep_dir = _launcher(
         elsewhere / "conf", "hydra/launcher=local", "hydra.launcher.array_parallelism=3"
     )
-    assert launcher._target_ == "hydra_plugins.prereg_launchers.BoundedLocalLauncher"
+    assert launcher._target_ == qualname(BoundedLocalLauncher)
     assert launcher.array_parallelism == 3
     assert launcher.submitit_folder == f"{sweep_dir}/.submitit/%j"
+
+
+@pytest.mark.parametrize("name", ["local", "slurm"])
+def test_a_launcher_pickles_by_reference(elsewhere: Path, name: str) -> None:
+    """submitit pickles the launcher into each job: its class must be importable by name."""
+    launcher = instantiate(_launcher(elsewhere / "conf", f"hydra/launcher={name}")[0])
+    again = pickle.loads(pickle.dumps(launcher))  # plain pickle: classes only by reference
+    assert type(again) is type(launcher)
+    assert qualname(type(again)).startswith("hydra_plugins.prereg_launchers.launcher.")
+    assert again.params == launcher.params
 
 
 @pytest.mark.slow

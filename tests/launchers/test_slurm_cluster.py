@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from launchers.cluster import slurm_cluster_script
 from launchers.slurm_helpers import (
     finish_sweep,
     sacct_state,
@@ -21,8 +22,6 @@ from launchers.slurm_helpers import (
     wait_until,
     write_app,
 )
-
-from prereg.sweep.launchers import slurm_cluster_script
 
 pytestmark = pytest.mark.slurm
 
