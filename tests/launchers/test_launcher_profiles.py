@@ -112,6 +112,20 @@ def test_a_profile_in_the_apps_config_dir_replaces_the_packaged_one(elsewhere: P
     assert launcher.max_num_timeout == 0  # the schema's default, not the packaged profile's 3
 
 
+def test_a_profile_of_ones_own_extends_the_packaged_one(elsewhere: Path) -> None:
+    """As the slurm.yaml header tells users: ``defaults: [slurm, _self_]`` plus their fields."""
+    own = elsewhere / "conf" / "hydra" / "launcher"
+    own.mkdir(parents=True)
+    (own / "mycluster.yaml").write_text(
+        "defaults:\n  - slurm\n  - _self_\npartition: gpu\ntimeout_min: 240\n"
+    )
+    launcher, _ = _launcher(elsewhere / "conf", "hydra/launcher=mycluster")
+    assert launcher._target_ == qualname(SlurmLauncher)
+    assert (launcher.partition, launcher.timeout_min) == ("gpu", 240)
+    assert launcher.max_num_timeout == 3  # the packaged profile's
+    assert launcher.additional_parameters["requeue"] is True
+
+
 def test_slurm_profile_extends_submitit_slurm(elsewhere: Path) -> None:
     launcher, sweep_dir = _launcher(
         elsewhere / "conf", "hydra/launcher=slurm", "hydra.launcher.partition=gpu"
