@@ -42,6 +42,9 @@ def sweep(out: Path, cache: Path, steps: int | None) -> float:
 
 def step_costs(n: int, m: int, reps: int = 200) -> tuple[float, float]:
     """(ms per training step via solve, ms per eigen-reference rho) at cell (n, m)."""
+    from prereg.exp9 import enable_x64
+
+    enable_x64()
     import jax.numpy as jnp
     import numpy as np
 

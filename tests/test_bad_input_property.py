@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import importlib.util
 import io
 import itertools
 import os
@@ -27,13 +26,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO, run_cli
+from helpers import run_cli
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from omegaconf import DictConfig, OmegaConf
 
+from prereg.core.experiment import LoggerConf
 from prereg.core.registration import load_registered
-from prereg.sweep import schema
+from prereg.exp9 import config as exp9_config
+from prereg.ppo import config as ppo_config
 from prereg.training.checkpoints import save_checkpoint
 
 # a deeper search: PREREG_BAD_INPUT_EXAMPLES=3000 (in-process), PREREG_BAD_INPUT_RUN_PY=200
@@ -46,26 +47,21 @@ VALID_EXAMPLES = 12
 CKPT, EMPTY_DIR, OUT = "@CKPT@", "@EMPTY@", "@OUT@"
 
 
-def _load_run_py():
-    """run.py as a module (not run): its precheck, CONF_DIR and registrations."""
-    spec = importlib.util.spec_from_file_location("_prereg_run_entry", REPO / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from prereg.sweep import app as RUN  # noqa: E402 - what run.py and `prereg run` call
+from prereg.sweep import precheck  # noqa: E402
 
-
-RUN = _load_run_py()
+RUN.setup()
 
 
 def before_hydra(argv: list[str]) -> int | None:
-    """Exactly what run.py's ``cli`` runs before Hydra starts."""
+    """Exactly what ``cli`` (run.py, ``prereg run``) runs before Hydra starts."""
     return RUN.preflight(argv)
 
 
-LOADER = RUN.precheck._loader(RUN.CONF_DIR)
+LOADER = precheck._loader(RUN.CONF_DIR)
 
 EXPERIMENTS = ("exp9", "ppo", "ppo_eval", "ppo_ladder")
-GROUPS = sorted(set(LOADER.list_groups("")) - {"hydra"}) + ["hydra/launcher"]
+GROUPS = sorted(set(LOADER.list_groups("")) - {"hydra", "schema"}) + ["hydra/launcher"]
 OPTIONS = {g: sorted(LOADER.get_group_options(g)) for g in GROUPS}
 HAS_LOGGER = "logger" in GROUPS
 
@@ -75,16 +71,18 @@ BASE = {
     "ppo_eval": ["experiment=ppo_eval", f"checkpoint={CKPT}"],
     "ppo_ladder": ["experiment=ppo_ladder", "candidate=lr1e4"],
 }
-EXTRAS = {  # valid overrides to mix in, each a distinct key
-    "exp9": ["arm=primary", "cell=n5m2", "registration.lr=0.05", "registration.step_cap=10"],
-    "ppo": ["tier=small", "variant=mixed_0_95", "ppo.lr=0.001", "eval=seed_20000", "ppo.updates=2"],
-    "ppo_eval": ["eval=seed_20000", "eval.n_seeds=4", "registration.stage1.n_seeds=8"],
-    "ppo_ladder": ["ppo.value_coef=0.3", "ladder.mode=parallel", "registration.stage1.n_seeds=8"],
-}
-COMMON_EXTRAS = [
-    "ppo.seed=3",
-    "ppo.progress=off",
-    "exp9.chunk_steps=50",
+PPO_EXTRAS = ["ppo.seed=3", "ppo.progress=off"]
+EXTRAS = {  # valid overrides to mix in, each a distinct key (only the study's own sections)
+    "exp9": ["arm=primary", "cell=n5m2", "registration.lr=0.05", "registration.step_cap=10",
+             "exp9.chunk_steps=50"],
+    "ppo": ["tier=small", "variant=mixed_0_95", "ppo.lr=0.001", "eval=seed_20000", "ppo.updates=2",
+            *PPO_EXTRAS],
+    "ppo_eval": ["eval=seed_20000", "eval.n_seeds=4", "registration.stage1.n_seeds=8",
+                 *PPO_EXTRAS],
+    "ppo_ladder": ["ppo.value_coef=0.3", "ladder.mode=parallel", "registration.stage1.n_seeds=8",
+                   *PPO_EXTRAS],
+}  # fmt: skip
+COMMON_EXTRAS = [  # valid in every study
     "hydra/launcher=local",
     "hydra.job.chdir=false",
     *(["logger=none"] if HAS_LOGGER else []),
@@ -95,31 +93,36 @@ SWEEPS = {  # valid sweeps, only with -m
     "ppo_eval": ["eval=seed_10000,seed_20000"],
     "ppo_ladder": ["ppo.seed=0,1"],
 }
-# config sections each experiment has (schema dataclasses), for wrong types and unknown keys
+# config sections each experiment has (its own schema's dataclasses), for wrong types and
+# unknown keys: a study's config carries only its own sections
 SECTIONS = {
-    "ppo": schema.PPOConf,
-    "exp9": schema.Exp9Conf,
-    "env": schema.EnvConf,
-    "ladder": schema.LadderConf,
-    **({"logger": schema.LoggerConf} if hasattr(schema, "LoggerConf") else {}),
+    "exp9": {"exp9": exp9_config.Exp9Conf, "logger": LoggerConf},
+    "ppo": {"ppo": ppo_config.PPOConf, "env": ppo_config.EnvConf, "logger": LoggerConf},
+    "ppo_eval": {"ppo": ppo_config.PPOConf, "env": ppo_config.EnvConf, "logger": LoggerConf},
+    "ppo_ladder": {
+        "ppo": ppo_config.PPOConf,
+        "env": ppo_config.EnvConf,
+        "ladder": ppo_config.LadderConf,
+        "logger": LoggerConf,
+    },
 }
 SELECTED = {  # sections filled by the experiment's selected config groups
     "exp9": {
-        "registration": schema.Exp9Registration,
-        "arm": schema.ArmConf,
-        "cell": schema.CellConf,
+        "registration": exp9_config.Exp9Registration,
+        "arm": exp9_config.ArmConf,
+        "cell": exp9_config.CellConf,
     },
     "ppo": {
-        "registration": schema.PPORegistration,
-        "tier": schema.TierConf,
-        "eval": schema.EvalConf,
+        "registration": ppo_config.PPORegistration,
+        "tier": ppo_config.TierConf,
+        "eval": ppo_config.EvalConf,
     },
-    "ppo_eval": {"registration": schema.PPORegistration, "eval": schema.EvalConf},
+    "ppo_eval": {"registration": ppo_config.PPORegistration, "eval": ppo_config.EvalConf},
     "ppo_ladder": {
-        "registration": schema.PPORegistration,
-        "tier": schema.TierConf,
-        "eval": schema.EvalConf,
-        "candidate": schema.CandidateConf,
+        "registration": ppo_config.PPORegistration,
+        "tier": ppo_config.TierConf,
+        "eval": ppo_config.EvalConf,
+        "candidate": ppo_config.CandidateConf,
     },
 }
 UNSELECTED = {  # group sections that are null in the experiment
@@ -158,10 +161,10 @@ def leaf_fields(cls: type, prefix: str) -> dict[str, object]:
 FIELDS = {
     exp: {
         "runner": str,
-        "checkpoint": str | None,
+        **({"checkpoint": str | None} if exp == "ppo_eval" else {}),
         **{
             k: t
-            for p, c in {**SECTIONS, **SELECTED[exp]}.items()
+            for p, c in {**SECTIONS[exp], **SELECTED[exp]}.items()
             for k, t in leaf_fields(c, p).items()
         },
     }
@@ -276,7 +279,7 @@ def _ranges(exp: str) -> list[tuple[str, st.SearchStrategy[str]]]:
         r += [(f"{reg}.lambdas.{arm}", outside_unit) for arm in EXP9_ARMS]
         r += [(f"{reg}.{k}_arm", not_in(EXP9_ARMS)) for k in ("verdict", "dose", "baseline")]
         r += [(f"{reg}.cells.{c}.{nm}", below(1)) for c in EXP9_CELLS for nm in "nm"]
-        gates = [k for k, t in leaf_fields(schema.Exp9Gates, "g").items() if t is float]
+        gates = [k for k, t in leaf_fields(exp9_config.Exp9Gates, "g").items() if t is float]
         r += [(f"{reg}.gates.{k.split('.')[1]}", non_positive) for k in gates]
     else:
         reg = "registration"
@@ -299,7 +302,8 @@ def _ranges(exp: str) -> list[tuple[str, st.SearchStrategy[str]]]:
         r += [("eval.seed_start", below(0)), ("eval.n_seeds", below(1))]
     if exp in ("ppo", "ppo_ladder"):
         r += [("env.id", not_in(("prereg/MesaDock-v0",)))]
-    return r
+    # a study's config holds only its own sections (the others are unknown keys there)
+    return [(k, v) for k, v in r if k.split(".")[0] in {*SECTIONS[exp], *SELECTED[exp]}]
 
 
 @st.composite
@@ -371,9 +375,9 @@ PARENTS = {
     "ppo_eval": ["eval", "registration.stage2"],
     "ppo_ladder": ["tier", "candidate", "registration.stage3"],
 }
-COMMON_PARENTS = ["", "ppo", "exp9", "env", "ladder", "registration"]
+COMMON_PARENTS = ["", "registration"]
 COMMON_PARENTS += ["hydra", "hydra.job", "hydra.run", "hydra.sweep", "hydra.launcher"]
-COMMON_PARENTS += ["logger"] if HAS_LOGGER else []
+PARENTS = {exp: sorted(SECTIONS[exp]) + parents for exp, parents in PARENTS.items()}
 
 
 @st.composite

@@ -7,8 +7,8 @@ from helpers import run_cli
 from omegaconf import OmegaConf
 
 from prereg.core.registration import CONF_DIR, load_registered, registration_hash
+from prereg.sweep.app import setup as register_schemas
 from prereg.sweep.precheck import _loader, expand_jobs
-from prereg.sweep.schema import register_schemas
 
 register_schemas()
 
@@ -33,7 +33,7 @@ def test_frozen_exp9_v1_registration_hash_is_pinned():
     # exp9_v1 is frozen: changing any constant must be a new registration (exp9_v2).
     reg = OmegaConf.load(CONF_DIR / "registration" / "exp9_v1.yaml")
     from prereg.core.registration import to_plain
-    from prereg.sweep.schema import Exp9Registration
+    from prereg.exp9.config import Exp9Registration
 
     typed = to_plain(OmegaConf.merge(OmegaConf.structured(Exp9Registration), reg))
     assert registration_hash(typed) == FROZEN_EXP9_V1_HASH

@@ -27,7 +27,7 @@ from prereg.ppo.ladder import (
     stage3,
 )
 from prereg.ppo.ladder_verdict import compute_verdict, render_markdown
-from prereg.sweep.schema import register_schemas
+from prereg.sweep.app import setup as register_schemas
 
 register_schemas()
 REG = load_registered("ppo_pathb_v1")
@@ -369,7 +369,7 @@ def test_the_ladder_defaults_are_the_registered_variant_tier_budget_and_seeds():
 
 
 def test_a_ladder_sweep_runs_in_registered_order_whatever_the_glob_says(capsys):
-    from prereg.ppo.ladder_runner import registered_sweep_order
+    from prereg.sweep.order import study_sweep_order as registered_sweep_order
 
     argv = ["-m", "experiment=ppo_ladder", "candidate=glob(*)", "tier=small"]
     assert registered_sweep_order(argv, CONF_DIR) == [

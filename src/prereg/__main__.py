@@ -1,4 +1,6 @@
-"""``python -m prereg <command>``: verdicts, comparisons and status from run directories."""
+"""``prereg <command>`` (or ``python -m prereg``): run sweeps; verdicts, comparisons and status.
+
+``prereg run [-m] ...`` is ``python run.py [-m] ...``: Hydra over prereg's package config."""
 
 from __future__ import annotations
 
@@ -40,10 +42,59 @@ def _best_state(args: argparse.Namespace) -> int:
     return status
 
 
+RUN_USAGE = """usage: prereg run [-m] [group=option ...] [key=value ...]
+
+Run one job (or, with -m, a sweep and its verdict) of a study; the same as python run.py.
+Everything after `run` goes to Hydra: `prereg run --hydra-help` for Hydra's flags,
+`prereg run --cfg job experiment=NAME` to print a study's composed config.
+
+examples:
+  prereg run -m arm=baseline,primary,secondary 'cell=glob(*)'
+  prereg run experiment=ppo tier=small ppo.updates=50
+  prereg run -m experiment=ppo_ladder 'candidate=glob(*)'
+"""
+
+
+def _run_help() -> str:
+    """``prereg run --help``: usage, the studies (experiment=NAME) and the config groups."""
+    from prereg.core.experiments import experiments
+    from prereg.sweep.app import CONF_DIR, setup
+    from prereg.sweep.precheck import _loader
+
+    setup()
+    lines = [RUN_USAGE, "studies (experiment=NAME):"]
+    for name, exp in sorted(experiments().items()):
+        lines.append(f"  {name:<12} {exp.description}")
+    loader = _loader(CONF_DIR)
+    lines.append("\nconfig groups (group=option):")
+    for group in sorted(set(loader.list_groups("")) - {"hydra", "schema"}):
+        lines.append(f"  {group:<12} {', '.join(sorted(loader.get_group_options(group)))}")
+    return "\n".join(lines)
+
+
+def _run(argv: list[str]) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        print(_run_help())
+        return 0
+    from prereg.sweep.app import cli
+
+    sys.argv[1:] = argv
+    return cli(argv)
+
+
+COMMANDS = ("run", "verdict", "compare", "status", "best-state")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one subcommand."""
-    parser = argparse.ArgumentParser(prog="python -m prereg", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "run":  # Hydra parses the rest
+        return _run(argv[1:])
+    parser = argparse.ArgumentParser(prog="prereg", description=__doc__)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}"
+    )
+    sub.add_parser("run", help="run a job or (-m) a sweep: prereg run --help", add_help=False)
     p = sub.add_parser("verdict", help="recompute a sweep's verdict from its run directories")
     p.add_argument("sweep_dir")
     p.set_defaults(func=_verdict)

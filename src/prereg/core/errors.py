@@ -31,6 +31,9 @@ def simplify_message(msg: str) -> str:
     m = re.match(r"Value '(.*)' is not a valid (\w+)", msg)
     if m:
         return f"{m.group(1)!r} is not a valid {m.group(2).lower()}"
+    m = re.match(r"Invalid value '(.*)', expected one of \[(.*)\]", msg)
+    if m:  # an Enum-typed field (a closed set of options)
+        return f"unknown value {m.group(1)!r} (allowed: {m.group(2)})"
     if re.match(r"field '.*' is not Optional", msg):
         return "must not be null"
     if re.match(r"Invalid value assigned: \w+ is not a ListConfig", msg):

@@ -1,6 +1,7 @@
 """Registrations: frozen, pre-registered constants and their canonical hash.
 
-A registration is one YAML file in ``conf/registration/``.  Its canonical form is the
+A registration is one YAML file in a ``registration/`` config group (prereg's own:
+``src/prereg/conf/registration/``).  Its canonical form is the
 JSON of the resolved mapping with sorted keys and no whitespace; the hash is the first
 16 hex digits of its SHA-256.  Every run stores the hash of the registration it actually
 ran with (command-line overrides included), and verdicts refuse to pool runs whose
@@ -17,7 +18,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
+#: prereg's own config groups (package data: ``prereg/conf``).
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def to_plain(reg: Mapping | DictConfig) -> dict[str, Any]:

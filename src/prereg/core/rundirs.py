@@ -106,3 +106,26 @@ def by_registration(runs: list[RunInfo]) -> dict[str | None, list[RunInfo]]:
     for r in runs:
         groups.setdefault(r.registration_hash, []).append(r)
     return groups
+
+
+def flatten(data: Any, prefix: str = "", lists: bool = False) -> dict[str, Any]:
+    """Scalar leaves of nested dicts with dotted keys; lists skipped (or indexed if ``lists``)."""
+    out: dict[str, Any] = {}
+
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, dict):
+            if not node and key:
+                out[key] = {}
+            for k, v in node.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(node, list):
+            if lists:
+                if not node:
+                    out[key] = []
+                for i, v in enumerate(node):
+                    walk(v, f"{key}.{i}" if key else str(i))
+        else:
+            out[key] = node
+
+    walk(data, prefix)
+    return out

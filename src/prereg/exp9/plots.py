@@ -1,7 +1,7 @@
 """The exp9 verdict's plots: KL/rho trajectories per cell, and the P2 pair ratios.
 
 Pure drawing functions take the verdict dict and the per-run metrics tables (read once, by the
-verdict's own reader :func:`prereg.exp9.verdict.load_tables`); crossings come from
+verdict's own reader, passed in by :func:`prereg.exp9.verdict.write_verdict`); crossings come from
 :mod:`prereg.exp9.analysis`, exactly as the verdict computes them.  Files, in ``plots/``:
 
 - ``exp9_trajectories.png`` — KL and rho against step for the three arms of each cell (log y),
@@ -13,7 +13,7 @@ verdict's own reader :func:`prereg.exp9.verdict.load_tables`); crossings come fr
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -245,14 +245,21 @@ def plot_pair_ratios(v: Mapping[str, Any]) -> Figure:
     return fig
 
 
-def write_plots(sweep_dir: Path, v: dict[str, Any]) -> str:
-    """Draw both exp9 plots into ``<sweep_dir>/plots/``; the Markdown section for verdict.md."""
-    from prereg.exp9.verdict import load_tables
+#: () -> (metrics table per run key, registration or None)
+TablesLoader = Callable[[], tuple[dict[Any, pd.DataFrame], dict[str, Any] | None]]
+
+
+def write_plots(sweep_dir: Path, v: dict[str, Any], load_tables: TablesLoader) -> str:
+    """Draw both exp9 plots into ``<sweep_dir>/plots/``; the Markdown section for verdict.md.
+
+    ``load_tables()`` returns the runs' metrics tables and their registration (the verdict's
+    own reader), called only when the trajectories are drawn.
+    """
 
     def trajectories() -> Figure:
         if "refused" in v:
             raise SkipPlot(f"verdict refused ({v['refused']})")
-        tables, reg = load_tables(Path(sweep_dir), v["registration"]["hash"])
+        tables, reg = load_tables()
         return plot_trajectories(v, tables, reg or {})
 
     specs: list[PlotSpec] = [

@@ -18,10 +18,10 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from prereg.core.atomic import atomic_write_csv, atomic_write_json, read_json
+from prereg.core.checks import typed_registration
 from prereg.core.registration import registration_hash, to_plain
 from prereg.core.rundir import RunDir, RunHalted, run_registered
-from prereg.sweep.schema import Exp9Registration
-from prereg.sweep.validate import typed_registration
+from prereg.exp9.config import Exp9Registration
 from prereg.training import checkpoints as ck
 from prereg.training import tensorboard_log
 from prereg.training.nonfinite import first_nonfinite, nonfinite_error, nonfinite_leaf
@@ -53,6 +53,9 @@ def _train(
     from prereg.training.jaxcache import enable_compilation_cache
 
     enable_compilation_cache()
+    from prereg.exp9 import enable_x64
+
+    enable_x64()  # before any array is built
     import jax.numpy as jnp
 
     from prereg.exp9 import analysis, diagnostics, model, reference, train

@@ -16,9 +16,9 @@ import pandas as pd
 
 from prereg.core.registration import registration_line, registration_status
 from prereg.core.rundirs import RunInfo, find_runs
+from prereg.core.verdict_files import write_verdict_files
 from prereg.exp9 import analysis
-from prereg.reports.verdicts import write_verdict_files
-from prereg.sweep.schema import Exp9Registration
+from prereg.exp9.config import Exp9Registration
 
 OUTCOMES = {
     1: "steers: P1, P2 and P3 pass and P4 is verified",
@@ -600,4 +600,9 @@ def write_verdict(sweep_dir: Path) -> str:
     """Compute, write ``verdict.json`` and ``verdict.md`` in ``sweep_dir``, return the markdown."""
     from prereg.exp9.plots import write_plots
 
-    return write_verdict_files(sweep_dir, compute_verdict, render_markdown, plots=write_plots)
+    def plots(directory: Path, v: dict[str, Any]) -> str:
+        return write_plots(
+            directory, v, lambda: load_tables(Path(directory), v["registration"]["hash"])
+        )
+
+    return write_verdict_files(sweep_dir, compute_verdict, render_markdown, plots=plots)

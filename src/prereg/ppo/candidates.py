@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from prereg.core.checks import task_overrides
 from prereg.core.errors import ConfigError
 
 #: The knobs a Path-B candidate may change (seed 003 section 1: "hparam fixes only").
@@ -43,15 +44,6 @@ def candidate_changes(cfg: DictConfig) -> dict[str, float]:
             "candidate", f"unknown candidate {name!r}", registered_names(cfg.registration)
         )
     return {str(k): v for k, v in cands[name].set.items()}
-
-
-def task_overrides(cfg: DictConfig) -> list[str]:
-    """The job's command-line overrides (composed config, or the running Hydra job)."""
-    if "hydra" in cfg:
-        return list(cfg.hydra.overrides.task)
-    from hydra.core.hydra_config import HydraConfig
-
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def check_candidate(cfg: DictConfig) -> None:

@@ -1,7 +1,7 @@
 """The Path-B ladder verdict's plots: learning curves per candidate and the stage table.
 
 Pure drawing functions take the verdict dict and each candidate's metrics table (read once by
-the verdict's own reader :func:`prereg.ppo.ladder_verdict.read_metrics`).  Files, in ``plots/``:
+the verdict's own reader, passed in by the verdict).  Files, in ``plots/``:
 
 - ``ladder_curves.png`` — success_rate, entropy, log_std and value_loss against env steps per
   candidate, the Stage-2 window (the final ``window`` updates) shaded, the thresholds drawn.
@@ -11,7 +11,7 @@ the verdict's own reader :func:`prereg.ppo.ladder_verdict.read_metrics`).  Files
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -203,29 +203,21 @@ def plot_stage_table(v: Mapping[str, Any]) -> Figure:
     return fig
 
 
-def load_tables(v: Mapping[str, Any]) -> tuple[dict[str, pd.DataFrame], dict[str, Any] | None]:
-    """Each graded-or-not candidate run's metrics (the verdict's reader), and its registration."""
-    from prereg.ppo.ladder_verdict import _json_dict, read_metrics
-
-    tables: dict[str, pd.DataFrame] = {}
-    reg = None
-    for row in v.get("candidates") or []:
-        if not row.get("run"):
-            continue
-        m = read_metrics(Path(row["run"]))
-        if m is not None and not m.empty and "update" in m:
-            tables[row["candidate"]] = m
-        reg = reg or _json_dict(Path(row["run"]) / "registration.json")
-    return tables, reg
+#: () -> (metrics table per candidate, registration or None)
+TablesLoader = Callable[[], tuple[dict[str, pd.DataFrame], dict[str, Any] | None]]
 
 
-def write_plots(sweep_dir: Path, v: dict[str, Any]) -> str:
-    """Draw both ladder plots into ``<sweep_dir>/plots/``; the Markdown section for verdict.md."""
+def write_plots(sweep_dir: Path, v: dict[str, Any], load_tables: TablesLoader) -> str:
+    """Draw both ladder plots into ``<sweep_dir>/plots/``; the Markdown section for verdict.md.
+
+    ``load_tables()`` returns each candidate run's metrics and the registration (the verdict's
+    own reader, :func:`prereg.ppo.ladder_verdict.load_tables`).
+    """
 
     def curves() -> Figure:
         if "refused" in v:
             raise SkipPlot(f"verdict refused ({v['refused']})")
-        tables, reg = load_tables(v)
+        tables, reg = load_tables()
         if reg is None:
             raise SkipPlot("no candidate run has a registration.json")
         return plot_curves(v, tables, reg)

@@ -9,7 +9,7 @@ records its grade in ``summary.json``.  The verdict regrades from those files.
 earlier-ordered candidate in the same sweep has already passed all three stages is recorded
 as ``skipped`` without training.  Two parts make that work on every launcher:
 
-* :func:`registered_sweep_order` (called by ``run.py`` before Hydra starts) rewrites a
+* :func:`registered_order` (the study's ``sweep_order``, applied before Hydra starts) puts a
   ``candidate=`` sweep of a ladder multirun into registered order (``glob(*)`` would be
   alphabetical), so the in-process basic launcher runs lr1e4, vc0_25, ec0_001, clip0_1 in
   turn and a SLURM array's task ids follow the same order;
@@ -30,15 +30,15 @@ from typing import Any
 from omegaconf import DictConfig
 
 from prereg.core.atomic import atomic_write_json
+from prereg.core.checks import typed_registration
 from prereg.core.registration import registration_hash, to_plain
 from prereg.core.rundir import RunDir, RunSkipped
 from prereg.core.rundirs import find_runs
 from prereg.ppo import runner as ppo_runner
 from prereg.ppo.candidates import candidate_name, registered_names
+from prereg.ppo.config import PPORegistration
 from prereg.ppo.ladder import Grade
 from prereg.ppo.ladder_verdict import LADDER, candidate_of, experiment_of, grade_files, grade_run
-from prereg.sweep.schema import PPORegistration
-from prereg.sweep.validate import typed_registration
 
 log = logging.getLogger("prereg.ppo")
 _SETTING_EXCLUDED = ("candidate", "ladder.mode", "logger")  # logging changes no result
@@ -127,46 +127,13 @@ def _grade_text(g: Grade | str) -> str:
     return "passes all three stages" if g.passed else f"fails Stage {g.failed_stage}"
 
 
-def registered_sweep_order(argv: list[str], conf_dir: Path) -> list[str]:
-    """``argv`` with a ladder multirun's ``candidate=`` sweep listed in registered order.
+def registered_order(cfg: DictConfig, key: str, values: Sequence[str]) -> list[str] | None:
+    """A ladder sweep's ``candidate=`` values in registered order (None for other keys).
 
-    Any other command line comes back unchanged (as does one that does not compose: the
-    precheck has already reported it).
+    ``glob(*)`` would be alphabetical; in registered order the in-process basic launcher runs
+    lr1e4, vc0_25, ec0_001, clip0_1 in turn and a SLURM array's task ids follow the same order.
     """
-    from hydra._internal.utils import get_args_parser
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.types import RunMode
-
-    from prereg.sweep.precheck import _loader, expand_jobs
-
-    try:
-        args = get_args_parser().parse_args(argv)
-        multirun = bool(args.multirun) or "hydra.mode=MULTIRUN" in args.overrides
-        if not multirun:
-            return argv
-        loader = _loader(conf_dir)
-        parsed = OverridesParser.create(config_loader=loader).parse_overrides(args.overrides)
-        sweep = next(
-            (
-                o
-                for o in parsed
-                if o.is_sweep_override() and o.get_key_element().lstrip("+") == "candidate"
-            ),
-            None,
-        )
-        if sweep is None:
-            return argv
-        job = expand_jobs(loader, list(args.overrides), multirun=True)[0]
-        cfg = loader.load_configuration(args.config_name or "config", job, run_mode=RunMode.RUN)
-        if cfg.runner != LADDER:
-            return argv
-        order = registered_names(cfg.registration)
-        values = sorted(
-            sweep.sweep_string_iterator(),
-            key=lambda v: order.index(v) if v in order else len(order),
-        )
-    except Exception:  # noqa: BLE001 - never block a run over its order
-        return argv
-    new = f"{sweep.get_key_element()}={','.join(values)}"
-    print(f"ladder: candidates in registered order: {', '.join(values)}")
-    return [new if a == sweep.input_line else a for a in argv]
+    if key != "candidate":
+        return None
+    order = registered_names(cfg.registration)
+    return sorted(values, key=lambda v: order.index(v) if v in order else len(order))

@@ -22,6 +22,7 @@ from prereg.core.atomic import read_json
 from prereg.core.registration import load_registered, registration_line, registration_status
 from prereg.core.rundirs import RunInfo, by_registration, find_runs
 from prereg.ppo.candidates import registered_names
+from prereg.ppo.config import PPOConf, PPORegistration
 from prereg.ppo.ladder import (
     NOT_REACHED,
     Decision,
@@ -31,7 +32,6 @@ from prereg.ppo.ladder import (
     decide,
     grade,
 )
-from prereg.sweep.schema import PPOConf, PPORegistration
 
 LADDER = "ppo_ladder"
 #: The cliff-subset variants run at the adopted hparams (seed 003 section 4, step 6).
@@ -439,12 +439,29 @@ def render_markdown(v: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def load_tables(v: Mapping[str, Any]) -> tuple[dict[str, pd.DataFrame], dict[str, Any] | None]:
+    """Each graded-or-not candidate run's metrics (the verdict's reader), and its registration."""
+    tables: dict[str, pd.DataFrame] = {}
+    reg = None
+    for row in v.get("candidates") or []:
+        if not row.get("run"):
+            continue
+        m = read_metrics(Path(row["run"]))
+        if m is not None and not m.empty and "update" in m:
+            tables[row["candidate"]] = m
+        reg = reg or _json_dict(Path(row["run"]) / "registration.json")
+    return tables, reg
+
+
 def write_verdict(sweep_dir: Path) -> str:
     """Compute, write ``verdict.json`` and ``verdict.md`` in ``sweep_dir``, return the markdown."""
+    from prereg.core.verdict_files import write_verdict_files
     from prereg.ppo.ladder_plots import write_plots
-    from prereg.reports.verdicts import write_verdict_files
 
-    return write_verdict_files(sweep_dir, compute_verdict, render_markdown, plots=write_plots)
+    def plots(directory: Path, v: dict[str, Any]) -> str:
+        return write_plots(directory, v, lambda: load_tables(v))
+
+    return write_verdict_files(sweep_dir, compute_verdict, render_markdown, plots=plots)
 
 
 def best_state_report(paths: Sequence[str | Path], as_json: bool = False) -> tuple[str, int]:

@@ -22,11 +22,11 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from prereg.core.atomic import atomic_write_csv, atomic_write_json
+from prereg.core.checks import typed_registration
 from prereg.core.registration import registration_hash, to_plain
 from prereg.core.rundir import RunDir, guarded_run, run_registered
 from prereg.ppo.candidates import KNOBS, apply_candidate, candidate_name
-from prereg.sweep.schema import PPORegistration
-from prereg.sweep.validate import typed_registration
+from prereg.ppo.config import PPORegistration
 from prereg.training import checkpoints as ck
 from prereg.training import tensorboard_log
 from prereg.training.nonfinite import first_nonfinite, nonfinite_error, nonfinite_leaf

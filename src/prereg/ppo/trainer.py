@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from prereg.ppo.config import PPOConf
 from prereg.ppo.gae import compute_gae
 from prereg.ppo.networks import (
     TIERS,
@@ -63,7 +64,6 @@ from prereg.ppo.normalizer import (
     normalize,
     update_normalizer,
 )
-from prereg.sweep.schema import PPOConf
 
 METRIC_NAMES: tuple[str, ...] = (
     "update",
@@ -90,7 +90,7 @@ _SEED_DEFAULTS = PPOConf()  # the seed's defaults live once, in the Hydra schema
 
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
-    """The trainer's settings; defaults are the Hydra schema's (``prereg.sweep.schema.PPOConf``)."""
+    """The trainer's settings; defaults are the Hydra schema's (``prereg.ppo.config.PPOConf``)."""
 
     lr: float = _SEED_DEFAULTS.lr
     value_coef: float = _SEED_DEFAULTS.value_coef

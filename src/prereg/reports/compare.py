@@ -8,7 +8,7 @@ cells blank and says so in the ``reason`` column, nothing crashes.
 
 Columns: ``run`` (path relative to the runs' common parent), the config choices/overrides
 that differ between the runs, ``status`` (+ ``reason``), ``wall_s``, then the summary figures
-of each run's experiment (:data:`EXPERIMENT_FIGURES`; the scalar leaves of ``summary.json``,
+of each run's experiment (its :attr:`Experiment.figures`; the scalar leaves of ``summary.json``,
 flattened with dotted names, for experiments without a default set).
 """
 
@@ -20,19 +20,16 @@ import io
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from prereg.core.rundirs import RunInfo, find_runs
-from prereg.sweep.resolvers import dirname_excluded_keys
+from prereg.core.experiments import experiment_or_none
+from prereg.core.rundirs import RunInfo, find_runs, flatten
 
 STATES = ("pending", "running", "completed", "failed", "halted", "skipped")
 REASON_WIDTH = 40  # characters of a reason shown in text/markdown tables (CSV keeps it all)
 MISSING = "-"  # how an empty cell prints in text/markdown
-
-# Keys left out of Hydra's override_dirname (conf/config.yaml), i.e. of the job dir names.
-DIRNAME_EXCLUDED_KEYS = dirname_excluded_keys()
 
 
 # --------------------------------------------------------------------------- reading runs
@@ -159,42 +156,6 @@ def experiment_of(info: RunInfo) -> str | None:
     return None
 
 
-def flatten(data: Any, prefix: str = "", lists: bool = False) -> dict[str, Any]:
-    """Scalar leaves of nested dicts with dotted keys; lists skipped (or indexed if ``lists``)."""
-    out: dict[str, Any] = {}
-
-    def walk(node: Any, key: str) -> None:
-        if isinstance(node, dict):
-            if not node and key:
-                out[key] = {}
-            for k, v in node.items():
-                walk(v, f"{key}.{k}" if key else str(k))
-        elif isinstance(node, list):
-            if lists:
-                if not node:
-                    out[key] = []
-                for i, v in enumerate(node):
-                    walk(v, f"{key}.{i}" if key else str(i))
-        else:
-            out[key] = node
-
-    walk(data, prefix)
-    return out
-
-
-def _exp9_figures(summary: dict[str, Any]) -> dict[str, Any]:
-    """exp9: KL and rho at start/end/median of the final window, and the crossing steps."""
-    out = {
-        k: summary.get(k) for k in ("initial_kl", "last_kl", "median_kl", "last_rho", "median_rho")
-    }
-    crossings = summary.get("crossings")
-    if isinstance(crossings, dict):
-        for eps, hit in crossings.items():
-            # a crossing that never happened is recorded as null: an empty cell
-            out[f"crossings.{eps}.step"] = hit.get("step") if isinstance(hit, dict) else None
-    return out
-
-
 def _generic_figures(summary: dict[str, Any]) -> dict[str, Any]:
     """Any other experiment: every scalar leaf of summary.json (lists skipped)."""
     flat = flatten(summary)
@@ -202,33 +163,12 @@ def _generic_figures(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in flat.items() if not isinstance(v, (dict, list))}
 
 
-#: PPO and ladder runs: the figures a reader compares (hparams are already config columns).
-PPO_FIGURES = (
-    "updates", "env_steps", "final.success_rate", "final.entropy", "final.log_std",
-    "final.value_loss", "evaluation.success_rate", "evaluation.mean_return",
-    "stage3_evaluation.success_rate", "grade.passed", "grade.failed_stage", "mean_sps",
-)  # fmt: skip
-
-
-def _ppo_figures(summary: dict[str, Any]) -> dict[str, Any]:
-    """PPO / ladder: training end figures, evaluation(s) and the ladder grade where present."""
-    flat = flatten(summary)
-    return {k: flat[k] for k in PPO_FIGURES if k in flat}
-
-
-# experiment -> function(summary dict) -> ordered {column: value}; others get _generic_figures
-EXPERIMENT_FIGURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "exp9": _exp9_figures,
-    "ppo": _ppo_figures,
-    "ppo_ladder": _ppo_figures,
-}
-
-
 def summary_figures(info: RunInfo) -> dict[str, Any]:
     """The summary columns of one run (empty when summary.json is missing or unreadable)."""
     if not isinstance(info.summary, dict):
         return {}
-    fn = EXPERIMENT_FIGURES.get(experiment_of(info) or "", _generic_figures)
+    exp = experiment_or_none(experiment_of(info))
+    fn = (exp.figure_function() if exp is not None else None) or _generic_figures
     return fn(info.summary)
 
 

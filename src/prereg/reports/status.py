@@ -14,16 +14,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from prereg.core import dirnames as resolvers
 from prereg.core.rundirs import RunInfo, find_runs
 from prereg.reports.compare import (
-    DIRNAME_EXCLUDED_KEYS,
     Table,
     job_overrides,
     override_key,
     render_text,
     status_reason,
 )
-from prereg.sweep import resolvers
 
 STATES = ("pending", "running", "completed", "failed", "halted", "skipped")
 REASON_WIDTH = 160  # characters of a reason in the text view (--json keeps it all)
@@ -42,7 +41,9 @@ def _read_manifest(sweep_dir: Path) -> dict[str, Any] | None:
 
 def job_dirname(overrides: list[str]) -> str:
     """The directory Hydra gives a job (override_dirname: sorted, some keys excluded)."""
-    kept = sorted(o for o in overrides if override_key(o)[0] not in DIRNAME_EXCLUDED_KEYS)
+    kept = sorted(
+        o for o in overrides if override_key(o)[0] not in resolvers.dirname_excluded_keys()
+    )
     return resolvers.job_dirname(",".join(kept))
 
 

@@ -1,5 +1,1 @@
-"""Sweep plumbing: configs, validation, run directories, checkpoints, callbacks, launchers."""
-
-from prereg.sweep.resolvers import register_resolvers
-
-register_resolvers()
+"""Sweep plumbing for Hydra: schemas, preflight, validation, dispatch, callbacks, launchers."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,24 +10,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from prereg.core.atomic import cannot_write
+from prereg.core.experiments import experiment_or_none
 from prereg.core.rundir import one_line
 
 log = logging.getLogger("prereg")
-
-# runner name -> "module:function(sweep_dir) -> markdown text"; written beside the runs
-VERDICTS = {
-    "exp9": "prereg.exp9.verdict:write_verdict",
-    "ppo_ladder": "prereg.ppo.ladder_verdict:write_verdict",
-}
-
-
-def verdict_function(runner: str):
-    """The verdict writer for a runner, or None if that experiment has no sweep verdict."""
-    target = VERDICTS.get(runner)
-    if target is None:
-        return None
-    module, func = target.split(":")
-    return getattr(importlib.import_module(module), func)
 
 
 def write_manifest(config: DictConfig) -> Path:
@@ -67,7 +52,8 @@ class VerdictCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        writer = verdict_function(str(config.get("runner", "")))
+        exp = experiment_or_none(str(config.get("runner", "")))
+        writer = exp.verdict_writer() if exp is not None else None
         if writer is None:
             from prereg.reports.status import format_status
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 from pathlib import Path
@@ -14,28 +13,19 @@ from omegaconf import DictConfig
 
 from prereg.core.atomic import cannot_write
 from prereg.core.errors import ConfigError
+from prereg.core.experiments import get_experiment
 from prereg.core.rundir import RunDir, RunHalted, RunSkipped, one_line
 from prereg.sweep.validate import validate
 
 log = logging.getLogger("prereg")
-
-# runner name -> "module:function"; each function takes (cfg, run_dir) and returns a summary
-RUNNERS = {
-    "exp9": "prereg.exp9.runner:run",
-    "ppo": "prereg.ppo.runner:run",
-    "ppo_ladder": "prereg.ppo.ladder_runner:run",
-    "ppo_eval": "prereg.ppo.runner:run_eval",
-}
-
 
 # config groups that change no result: a run may be resumed under another choice of them
 NON_RESULT_GROUPS = ("logger",)
 
 
 def resolve_runner(name: str):
-    """Import a runner lazily, so ``run.py`` starts fast and exp9 never imports PPO code."""
-    module, func = RUNNERS[name].split(":")
-    return getattr(importlib.import_module(module), func)
+    """The study's run function, imported now (``run.py`` starts fast; exp9 never imports PPO)."""
+    return get_experiment(name, "runner").runner()
 
 
 def run_task(cfg: DictConfig) -> dict[str, Any]:

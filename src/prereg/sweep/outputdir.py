@@ -8,22 +8,19 @@ from typing import Any
 
 from prereg.core.atomic import probe_writable, read_json
 from prereg.core.errors import ConfigError
+from prereg.core.experiments import experiment_or_none
 from prereg.core.registration import registration_hash, to_plain
 from prereg.core.rundir import describe_changes
-
-REGISTRATION_SCHEMAS = {"exp9": "Exp9Registration", "ppo": "PPORegistration"}
 
 
 def registration_of(cfg: Any) -> dict[str, Any] | None:
     """The plain registration a composed job config runs with (as its runner stores it)."""
-    from prereg.sweep import schema
-    from prereg.sweep.validate import typed_registration
+    from prereg.core.checks import typed_registration
 
-    reg = cfg.get("registration")
-    name = REGISTRATION_SCHEMAS.get(str(reg.get("experiment"))) if reg is not None else None
-    if name is None:
+    exp = experiment_or_none(str(cfg.get("runner")))
+    if exp is None or exp.registration is None or cfg.get("registration") is None:
         return None
-    return to_plain(typed_registration(cfg, getattr(schema, name)))
+    return to_plain(typed_registration(cfg, exp.registration))
 
 
 def output_location(raw: str) -> tuple[Path, bool]:

@@ -62,16 +62,38 @@ def first_unknown(cfg: DictConfig, key: str) -> ConfigError | None:
 
 
 def _unknown_key_error(loader, config_name: str, job: list[str], key: str) -> ConfigError:
-    """``key: unknown key (allowed: <siblings>)`` from the config composed without it."""
+    """``key: unknown key (allowed: <siblings>)`` from the config composed without it.
+
+    A top-level key that is another study's section says which studies have it.
+    """
     from hydra.types import RunMode
 
-    rest = [o for o in job if typed_key(o) != key]
+    rest = [o for o in job if typed_key(o) != key and not typed_key(o).startswith(key + ".")]
     try:
         base = loader.load_configuration(config_name, rest, run_mode=RunMode.RUN)
         err = first_unknown(base, key)
     except Exception:  # noqa: BLE001 - fall back to the plain message
         err = None
-    return err or ConfigError(key, "unknown key")
+    err = err or ConfigError(key, "unknown key")
+    if "." not in err.key:
+        owners = _studies_with_section(err.key)
+        if owners:
+            problem = f"unknown key here (a section of experiment={'|'.join(owners)})"
+            return ConfigError(err.key, problem, err.allowed)
+    return err
+
+
+def _studies_with_section(section: str) -> list[str]:
+    """The studies whose config schema has a top-level ``section``."""
+    import dataclasses
+
+    from prereg.core.experiments import experiments
+
+    return sorted(
+        name
+        for name, exp in experiments().items()
+        if section in {f.name for f in dataclasses.fields(exp.config)}
+    )
 
 
 #: Free-form parts of Hydra's config (logging dictConfigs, env vars, callbacks): ``++`` may add.
@@ -183,6 +205,9 @@ def explain(exc: BaseException, loader, config_name: str, job: list[str]) -> Con
     for e in chain:
         msg = str(getattr(e, "msg", e))
         if re.search(r"Key '[^']+' (?:is )?not in", msg):
+            err = _unselected_group_error(loader, config_name, job)
+            if err is not None:  # a key under a config group this study has no section for
+                return err
             key = getattr(e, "full_key", None) or _override_key(text) or "command line"
             override = _override_key(text)
             if override and override.endswith(str(key)):

@@ -1,7 +1,9 @@
-"""OmegaConf resolvers used in ``conf/config.yaml`` (registered on ``import prereg.sweep``)."""
+"""Job directory names: the ``${prereg_dirname:...}`` resolver of ``conf/config.yaml`` (registered
+by :func:`prereg.sweep.app.setup`) and the keys left out of those names."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from omegaconf import OmegaConf
@@ -24,6 +26,7 @@ def job_dirname(overrides: str) -> str:
     return f"{name.encode()[: MAX_DIRNAME - 13].decode(errors='ignore')}~{digest}"
 
 
+@functools.lru_cache(maxsize=1)
 def dirname_excluded_keys() -> tuple[str, ...]:
     """Keys left out of job directory names (``conf/config.yaml``, override_dirname)."""
     from prereg.core.registration import CONF_DIR

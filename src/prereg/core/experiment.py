@@ -1,0 +1,120 @@
+"""The one definition of a study: what prereg needs to configure, run, judge and compare it.
+
+A study (prereg's own exp9 and PPO ones, or a user's) is an :class:`Experiment`.  Every part
+of prereg that used to keep its own table per study (the runner, the validator, the verdict,
+the registration schema, the compare figures) reads it from here, through
+:mod:`prereg.core.experiments`.  Callables may be given as ``"module:attribute"`` strings so
+that defining a study imports nothing heavy (no JAX until a run starts).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from omegaconf import MISSING
+
+
+class Choice(str, Enum):
+    """Base of the closed sets of options in config schemas: prints and compares as its value.
+
+    OmegaConf checks an Enum-typed field while Hydra composes (``allowed: ...`` in the error);
+    the ``str`` mix-in lets code compare it with plain strings (``mode == "parallel"``).
+    """
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class LoggerName(Choice):
+    """Where per-step figures also go (changes no result)."""
+
+    none = "none"
+    tensorboard = "tensorboard"
+
+
+@dataclass
+class LoggerConf:
+    """The ``logger`` group: one of :class:`LoggerName`."""
+
+    name: LoggerName = LoggerName.none
+
+
+@dataclass
+class StudyConfig:
+    """The keys every study's config has; a study's schema subclasses it with its own sections.
+
+    ``runner`` names the study (its :attr:`Experiment.name`); ``registration`` is narrowed by
+    each study to its registration dataclass, so a registration is typed while Hydra composes.
+    """
+
+    runner: str = MISSING
+    registration: Any = None
+    logger: LoggerConf = field(default_factory=LoggerConf)
+
+
+def resolve(target: Any) -> Any:
+    """``"pkg.module:attr"`` -> the attribute (imported now); anything else is returned as is."""
+    if not isinstance(target, str):
+        return target
+    module, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in filter(None, attr.split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One study, defined once.
+
+    - ``name``: the ``experiment=`` option and the ``runner`` its config sets.
+    - ``config``: its structured config (a :class:`StudyConfig` subclass holding only its own
+      sections); stored in Hydra's ConfigStore as ``schema/<name>``.
+    - ``registration``: the dataclass its registration YAML is typed against (None: the study
+      has no registration).
+    - ``run``: ``(cfg, run_dir) -> summary dict``; one job.
+    - ``validate``: ``(cfg) -> None``, raising :class:`~prereg.core.errors.ConfigError` on the
+      first problem, before any compute.
+    - ``verdict``: ``(sweep_dir) -> markdown`` writing ``verdict.json``/``verdict.md`` at the
+      end of a multirun (None: the sweep ends with its status table).
+    - ``figures``: ``(summary) -> {column: value}``, the columns ``compare`` shows for its runs.
+    - ``sweep_order``: ``(cfg, key, values) -> values or None``: the order a swept key's
+      values must run in (None: as the command line lists them); the ladder puts
+      ``candidate=`` in registered order.
+    - ``conf``: a config directory (``pkg://module/path`` or a file path) holding the study's
+      config groups, added to Hydra's search path (prereg's own studies use ``prereg.conf``).
+    """
+
+    name: str
+    config: type
+    run: Callable[..., dict[str, Any]] | str
+    registration: type | None = None
+    validate: Callable[..., None] | str | None = None
+    verdict: Callable[..., str] | str | None = None
+    figures: Callable[[dict[str, Any]], dict[str, Any]] | str | None = None
+    sweep_order: Callable[[Any, str, Sequence[str]], list[str] | None] | str | None = None
+    conf: str | None = None
+    description: str = ""
+
+    def runner(self) -> Callable[..., dict[str, Any]]:
+        """The run function, imported now."""
+        return resolve(self.run)
+
+    def validator(self) -> Callable[..., None] | None:
+        return resolve(self.validate) if self.validate is not None else None
+
+    def verdict_writer(self) -> Callable[..., str] | None:
+        return resolve(self.verdict) if self.verdict is not None else None
+
+    def figure_function(self) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+        return resolve(self.figures) if self.figures is not None else None
+
+    def order_function(self) -> Callable[..., list[str] | None] | None:
+        return resolve(self.sweep_order) if self.sweep_order is not None else None

@@ -1,0 +1,191 @@
+"""The PPO studies' checks of a composed config, before any compute.
+
+Ranges of the PPO knobs, the tier, the eval seeds, the env id for the chosen backend, an
+initial checkpoint, and the Path-B registration (unique candidate orders, registered knobs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from omegaconf import DictConfig
+
+from prereg.core.checks import (
+    _number,
+    at_least,
+    non_negative,
+    one_of,
+    positive,
+    task_overrides,
+    typed_keys,
+    typed_registration,
+    unit_interval,
+)
+from prereg.core.errors import ConfigError
+from prereg.ppo.candidates import KNOBS, apply_candidate, check_candidate, registered_names
+from prereg.ppo.config import PPORegistration
+
+MESADOCK_ID = "prereg/MesaDock-v0"
+
+
+#: The range of each knob a Path-B candidate may change (checked on ``ppo.<knob>`` too).
+KNOB_CHECKS: dict[str, Callable[[str, object], float]] = {
+    "lr": positive,
+    "value_coef": non_negative,
+    "entropy_coef": non_negative,
+    "clip_range": positive,
+}
+
+
+def validate_ppo_knobs(p: DictConfig) -> None:
+    """The PPO knobs: positive lr and clip range, mixing lambda in [0, 1], sizes that divide."""
+    for knob, check in KNOB_CHECKS.items():
+        check(f"ppo.{knob}", p[knob])
+    positive("ppo.max_grad_norm", p.max_grad_norm)
+    unit_interval("ppo.mixed_lambda", p.mixed_lambda)
+    unit_interval("ppo.gamma", p.gamma)
+    unit_interval("ppo.gae_lambda", p.gae_lambda)
+    for key in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "chunk_updates"):
+        at_least(f"ppo.{key}", p[key], 1)
+    for key in ("checkpoint_every", "eval_every"):
+        at_least(f"ppo.{key}", p[key], 1)
+    at_least("ppo.updates", p.updates, 1)
+    at_least("ppo.eval_seeds", p.eval_seeds, 1)
+    at_least("ppo.eval_seed_start", p.eval_seed_start, 0)
+    at_least("ppo.seed", p.seed, 0)
+    if (p.num_envs * p.num_steps) % p.num_minibatches:
+        raise ConfigError(
+            "ppo.num_minibatches",
+            f"must divide ppo.num_envs * ppo.num_steps = {p.num_envs * p.num_steps}",
+        )
+
+
+def validate_tier(cfg: DictConfig) -> None:
+    """The selected tier's hidden layer sizes: at least one, each >= 1."""
+    if not cfg.tier.hidden:
+        raise ConfigError("tier.hidden", "needs at least one hidden layer size")
+    for i, h in enumerate(cfg.tier.hidden):
+        at_least(f"tier.hidden[{i}]", h, 1)
+
+
+def validate_ppo_hparams(cfg: DictConfig) -> None:
+    """A PPO run's knobs, tier, eval seeds, env and initial checkpoint."""
+    p = cfg.ppo
+    validate_ppo_knobs(p)
+    if cfg.tier is None:
+        raise ConfigError("tier", "no tier selected", ["small", "medium", "large"])
+    validate_tier(cfg)
+    validate_eval(cfg)
+    validate_env(cfg)
+    if p.init_from is not None:
+        checkpoint_path("ppo.init_from", p.init_from)
+
+
+def validate_eval(cfg: DictConfig) -> None:
+    """Eval seeds: seed_start >= 0 and n_seeds >= 1."""
+    if cfg.eval is None:
+        raise ConfigError("eval", "no eval selected", ["seed_10000", "seed_20000"])
+    at_least("eval.seed_start", cfg.eval.seed_start, 0)
+    at_least("eval.n_seeds", cfg.eval.n_seeds, 1)
+
+
+def validate_env(cfg: DictConfig) -> None:
+    """The jitted backend needs MesaDock; the gymnasium backend any registered Box-action env."""
+    env_id = cfg.env.id
+    if cfg.ppo.backend == "jax":
+        if env_id != MESADOCK_ID:
+            raise ConfigError(
+                "env.id",
+                f"{env_id!r} has no JAX functional form; use ppo.backend=gymnasium for it",
+                [MESADOCK_ID],
+            )
+        return
+    from prereg.ppo.gym_backend import validate_env_id
+
+    try:
+        validate_env_id(env_id)
+    except ValueError as exc:
+        message = str(exc).removeprefix("env.id: ").removeprefix("env.id=")
+        raise ConfigError("env.id", message) from None
+
+
+def checkpoint_path(key: str, value: object) -> None:
+    """A path that exists and holds a prereg PPO checkpoint."""
+    from pathlib import Path
+
+    from prereg.training.checkpoints import is_checkpoint
+
+    path = Path(str(value))
+    if not path.exists():
+        raise ConfigError(key, f"{value} does not exist")
+    if not is_checkpoint(path):
+        raise ConfigError(key, f"{value} is not a prereg PPO checkpoint (or it is corrupted)")
+
+
+def validate_ppo_registration(cfg: DictConfig) -> DictConfig:
+    """The Path-B registration: thresholds are numbers, candidate orders are unique."""
+    reg = typed_registration(cfg, PPORegistration)
+    at_least("registration.updates", reg.updates, 1)
+    at_least("registration.stage2.window", reg.stage2.window, 2)
+    unit_interval("registration.stage1.min_success_rate", reg.stage1.min_success_rate)
+    unit_interval("registration.stage3.max_abs_gap", reg.stage3.max_abs_gap)
+    positive("registration.stage2.max_value_loss", reg.stage2.max_value_loss)
+    _number("registration.stage2.max_final_entropy", reg.stage2.max_final_entropy)
+    _number("registration.stage2.max_log_std_delta", reg.stage2.max_log_std_delta)
+    for stage in ("stage1", "stage3"):
+        at_least(f"registration.{stage}.seed_start", reg[stage].seed_start, 0)
+        at_least(f"registration.{stage}.n_seeds", reg[stage].n_seeds, 1)
+    orders: dict[int, str] = {}
+    typed = typed_keys(cfg)
+    for name, cand in reg.candidates.items():
+        at_least(f"registration.candidates.{name}.order", cand.order, 1)
+        if cand.order in orders:
+            # name the order the command line changed, not the registered one it now repeats
+            other = orders[cand.order]
+            if f"registration.candidates.{other}.order" in typed:
+                name, other = other, name
+            raise ConfigError(
+                f"registration.candidates.{name}.order",
+                f"order {cand.order} repeats that of {other}; orders must be unique",
+            )
+        orders[cand.order] = name
+        if not cand.set:
+            raise ConfigError(f"registration.candidates.{name}.set", "changes no hparam", KNOBS)
+        for knob, value in cand.set.items():
+            one_of(f"registration.candidates.{name}.set", knob, KNOBS)
+            KNOB_CHECKS.get(knob, _number)(f"registration.candidates.{name}.set.{knob}", value)
+    return reg
+
+
+def validate_ppo(cfg: DictConfig) -> None:
+    """experiment=ppo: registration, candidate (if any), hyper-parameters, tier, eval, env."""
+    validate_ppo_registration(cfg)
+    check_candidate(cfg)
+    validate_ppo_hparams(apply_candidate(cfg))
+
+
+def validate_ppo_ladder(cfg: DictConfig) -> None:
+    """experiment=ppo_ladder: a ppo run with a registered candidate, a mode, the stage-1 eval."""
+    reg = validate_ppo_registration(cfg)
+    if cfg.candidate is None:
+        raise ConfigError("candidate", "no candidate selected", registered_names(reg))
+    validate_ppo(cfg)
+    for override in task_overrides(cfg):
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key == "eval" or key.startswith("eval."):
+            raise ConfigError(
+                key,
+                "the ladder evaluates at the registered seeds; override registration.stage1 "
+                "or registration.stage3 instead",
+            )
+
+
+def validate_ppo_eval(cfg: DictConfig) -> None:
+    """experiment=ppo_eval: an existing checkpoint and valid eval seeds."""
+    validate_ppo_registration(cfg)
+    validate_ppo_knobs(cfg.ppo)
+    validate_env(cfg)
+    validate_eval(cfg)
+    if cfg.checkpoint is None:
+        raise ConfigError("checkpoint", "a checkpoint path is required (checkpoint=<dir>)")
+    checkpoint_path("checkpoint", cfg.checkpoint)

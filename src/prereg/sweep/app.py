@@ -1,0 +1,107 @@
+"""prereg's Hydra application: ``prereg run [-m] ...`` and ``python run.py [-m] ...``.
+
+The command line is checked first (every job of a sweep composed and validated), so bad
+input stops before any compute with one line naming the key; so does an output directory
+that cannot be written or that holds runs of another registration.  Then Hydra runs the
+jobs and, at the end of a multirun, the verdict callback writes the study's verdict.
+SIGTERM/Ctrl-C and a full or read-only disk end with one ``error:`` line, not a traceback.
+
+The config groups are package data (``prereg/conf``), so this runs from a wheel install in
+any directory; outputs go under the current directory's ``outputs/``.  Importing this module
+does nothing: :func:`cli` sets up threads, signals and Hydra's stores when it is called.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from prereg.core.registration import CONF_DIR
+
+CONFIG_NAME = "config"
+
+
+def _task(cfg: Any) -> dict:
+    """One Hydra job: dispatch to the study's runner."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from prereg.core.atomic import UNWRITABLE_ERRNOS, cannot_write
+    from prereg.sweep.dispatch import run_task  # lazily: bad input exits before this import
+
+    try:
+        return run_task(cfg)
+    except OSError as exc:  # a single run re-raises its failure; an unwritable output: one line
+        where = HydraConfig.get().runtime.output_dir
+        unwritable = cannot_write(exc, where, UNWRITABLE_ERRNOS)
+        if unwritable is None:
+            raise
+        raise unwritable from exc
+
+
+def hydra_main():
+    """The Hydra entry point over prereg's package config (built on first use)."""
+    import hydra
+
+    return hydra.main(config_path=str(CONF_DIR), config_name=CONFIG_NAME, version_base="1.3")(_task)
+
+
+def setup() -> None:
+    """What every prereg process needs before Hydra composes anything (idempotent).
+
+    One BLAS thread per process, set before numpy/scipy load their OpenBLAS: prereg's jobs are
+    single-core by design (parallelism is across jobs); OpenBLAS threads contending for the
+    cores made JAX's LAPACK solves 10-20x slower on a busy 2-core machine.  Export
+    OPENBLAS_NUM_THREADS yourself to override.  Then the resolvers and every study's schema.
+    """
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from prereg.core.dirnames import register_resolvers
+    from prereg.sweep.schema import register_schemas
+
+    register_resolvers()
+    register_schemas()
+
+
+def preflight(argv: list[str]) -> int | None:
+    """Everything checked before Hydra starts: the command line, then the output directory."""
+    from prereg.sweep import precheck
+    from prereg.sweep.outputdir import check_output_dir
+
+    return precheck.check(argv, CONF_DIR) or check_output_dir(argv, CONF_DIR)
+
+
+def cli(argv: list[str]) -> int:
+    """Check the command line and the output directory, then run Hydra; the exit status."""
+    from prereg.core.signals import install_interrupt_handlers
+
+    install_interrupt_handlers()  # before the slow imports: SIGTERM/Ctrl-C is handled from here
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    import logging
+
+    from prereg.core.atomic import CannotWrite
+    from prereg.core.signals import RunInterrupted, interrupted_message
+
+    try:
+        setup()
+        status = preflight(argv)
+        if status:
+            return status
+        from prereg.sweep.order import study_sweep_order
+
+        sys.argv[1:] = study_sweep_order(argv, CONF_DIR)  # e.g. the ladder's registered order
+        logging.raiseExceptions = False  # a log line the disk refuses is not the run's error
+        hydra_main()()
+    except RunInterrupted as exc:
+        print(interrupted_message(exc), file=sys.stderr)
+        return 128 + exc.signum
+    except CannotWrite as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> None:
+    """Console entry point of ``python run.py``: exit with :func:`cli`'s status."""
+    sys.argv[0] = str(Path(sys.argv[0]))
+    sys.exit(cli(sys.argv[1:]))
