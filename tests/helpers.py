@@ -23,14 +23,16 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: float = 900, env: dict | None
     )
 
 
-def prereg_cli(*args: str, timeout: float = 300):
-    """``python -m prereg <args>``; returns the CompletedProcess (text)."""
+def prereg_cli(*args: str, timeout: float = 300, env: dict | None = None):
+    """``python -m prereg <args>`` (``env``: variables set on top of this process's); returns
+    the CompletedProcess (text)."""
     return subprocess.run(
         [sys.executable, "-m", "prereg", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, **env} if env is not None else None,
     )
 
 
