@@ -88,8 +88,10 @@ class Experiment:
     - ``sweep_order``: ``(cfg, key, values) -> values or None``: the order a swept key's
       values must run in (None: as the command line lists them); the ladder puts
       ``candidate=`` in registered order.
-    - ``conf``: a config directory (``pkg://module/path`` or a file path) holding the study's
-      config groups, added to Hydra's search path (prereg's own studies use ``prereg.conf``).
+    - ``conf``: a config directory (``pkg://package.conf`` or an absolute path) holding the
+      study's config groups (``experiment/<name>.yaml``, its registration, its own option
+      groups), appended to prereg's config search path by the ``hydra_plugins.prereg_studies``
+      plugin (None: prereg's own studies, whose groups are in ``prereg/conf``).
     """
 
     name: str

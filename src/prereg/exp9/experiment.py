@@ -31,6 +31,5 @@ EXPERIMENTS = [
         validate="prereg.exp9.validate:validate",
         verdict="prereg.exp9.verdict:write_verdict",
         figures=figures,
-        conf="pkg://prereg.conf",
     )
 ]

@@ -33,7 +33,6 @@ EXPERIMENTS = [
         run="prereg.ppo.runner:run",
         validate="prereg.ppo.validate:validate_ppo",
         figures=figures,
-        conf="pkg://prereg.conf",
     ),
     Experiment(
         name="ppo_ladder",
@@ -45,7 +44,6 @@ EXPERIMENTS = [
         verdict="prereg.ppo.ladder_verdict:write_verdict",
         figures=figures,
         sweep_order="prereg.ppo.ladder_runner:registered_order",
-        conf="pkg://prereg.conf",
     ),
     Experiment(
         name="ppo_eval",
@@ -54,6 +52,5 @@ EXPERIMENTS = [
         registration=PPORegistration,
         run="prereg.ppo.runner:run_eval",
         validate="prereg.ppo.validate:validate_ppo_eval",
-        conf="pkg://prereg.conf",
     ),
 ]

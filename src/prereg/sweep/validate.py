@@ -35,6 +35,10 @@ def known_keys(cfg: DictConfig) -> None:
         node = OmegaConf.select(base, parent) if parent else base
         allowed = sorted(node.keys()) if isinstance(node, DictConfig) else None
         if "not in" in str(exc.msg):
+            if not parent:  # a section this study does not have: name the key as typed
+                typed = sorted(k for k in typed_keys(cfg) if k.startswith(key + "."))
+                if typed:
+                    raise ConfigError(typed[0], f"unknown key (this study has no {key} section)")
             raise ConfigError(key, "unknown key", allowed) from None
         raise ConfigError(key, simplify_message(exc.msg)) from None
 
