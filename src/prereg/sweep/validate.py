@@ -38,7 +38,8 @@ def known_keys(cfg: DictConfig) -> None:
             if not parent:  # a section this study does not have: name the key as typed
                 typed = sorted(k for k in typed_keys(cfg) if k.startswith(key + "."))
                 if typed:
-                    raise ConfigError(typed[0], f"unknown key (this study has no {key} section)")
+                    problem = f"unknown key (this study has no {key} section)"
+                    raise ConfigError(typed[0], problem) from None
             raise ConfigError(key, "unknown key", allowed) from None
         raise ConfigError(key, simplify_message(exc.msg)) from None
 
