@@ -172,3 +172,20 @@ def test_entry_point_route(tmp_path: Path) -> None:
     check_verdict_json(json.loads((sweep_dir / "verdict.json").read_text()))
     status = prereg_cli("status", str(sweep_dir), env=env)
     assert "2 completed" in status.stdout, status.stdout + status.stderr
+
+
+def test_too_few_steps_fails_g1_and_is_not_the_registration(tmp_path: Path) -> None:
+    """With 1000 steps plain SGD misses the threshold on some seeds: outcome 3, G2 not
+    evaluated, and the verdict names the constant that differs from the frozen file."""
+    sweep_dir = tmp_path / "short"
+    proc = run_cli(*SWEEP, f"hydra.sweep.dir={sweep_dir}", "registration.steps=1000", env=ENV)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    v = json.loads((sweep_dir / "verdict.json").read_text())
+    assert v["outcome"]["number"] == 3
+    assert v["registration"]["registered"] is False
+    assert v["registration"]["differing_constants"] == ["steps"]
+    assert v["G1"]["pass"] is False and v["G2"]["pass"] is None
+    assert v["G1"]["never_crossed"] and all(x.startswith("sgd/") for x in v["G1"]["never_crossed"])
+    md = (sweep_dir / "verdict.md").read_text()
+    assert "**NOT the registered constants** — differs in steps." in md
+    assert "## G1 reach — FAIL" in md and "## G2 speed-up — not evaluated" in md
