@@ -1,9 +1,10 @@
 """exp9 runner: one (arm, cell) training run, writing the run-directory contract.
 
-The maths lives in the pure modules beside this one; this file only does I/O: resume
-from the newest valid checkpoint, run the jitted scan chunk by chunk, write
-``metrics.csv``/``diagnostics.csv``/a checkpoint after every chunk, HALT on a P4 check,
-and finish with the P1 fidelity figures in ``summary.json``.
+The maths lives in the pure modules beside this one, the chunk loop (resume, ``metrics.csv``,
+non-finite check, TensorBoard, checkpoints) in :mod:`prereg.training.loop`; this file plugs in
+exp9's own figures: the P1 fidelity at the first and last step, the P4 diagnostics at the
+registered steps (``diagnostics.csv``; a check out of tolerance HALTs the run), the P1 finite
+differences (``fd_check.json``) and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from prereg.core.rundir import RunDir, RunHalted, run_registered
 from prereg.exp9.config import Exp9Registration
 from prereg.training import checkpoints as ck
 from prereg.training import tensorboard_log
-from prereg.training.nonfinite import first_nonfinite, nonfinite_error, nonfinite_leaf
+from prereg.training.loop import Chunk, ChunkedStudy, Stop, train_in_chunks
 
 log = logging.getLogger("prereg.exp9")
 
@@ -42,6 +43,126 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         )
 
 
+class _Exp9Training(ChunkedStudy):
+    """One exp9 run's maths and figures, plugged into the shared chunk loop."""
+
+    index = "step"
+
+    def __init__(
+        self,
+        reg: dict[str, Any],
+        arm: str,
+        cell_name: str,
+        chunk_steps: int,
+        rd: RunDir,
+        tb: tensorboard_log.TensorBoardLog,
+    ) -> None:
+        from prereg.exp9 import analysis, model, train
+
+        cell = reg["cells"][cell_name]
+        self.n, self.m = int(cell["n"]), int(cell["m"])
+        self.lam, self.form = float(reg["lambdas"][arm]), reg["aux"]["form"]
+        self.lr, self.step_cap, self.gates = float(reg["lr"]), int(reg["step_cap"]), reg["gates"]
+        self.log_q = model.make_teacher(self.n, float(reg["beta"]), int(cell["teacher_seed"]))
+        self.theta0 = model.init_theta(
+            self.n, self.m, int(cell["init_seed"]), float(reg["init_scale"])
+        )
+        self.diag_at = set(analysis.diagnostic_steps(self.step_cap, int(reg["diagnostic_steps"])))
+        self.p4_gates = {
+            "detailed_balance": self.gates["detailed_balance"],
+            "row_sum": self.gates["row_sum"],
+            "symmetry": self.gates["symmetry"],
+            "gap_min": self.gates["halt_gap"],
+            "cheeger_rel_tol": self.gates["cheeger_rel_tol"],
+        }
+        self.columns = self.checked = analysis.METRIC_COLUMNS
+        self.chunk_size, self.log, self.rd, self.tb = chunk_steps, log, rd, tb
+        self.diag_path = rd.path / "diagnostics.csv"
+        self.diag_rows: list[dict[str, Any]] = []
+        self.fidelity: dict[str, Any] = {}
+        self.halted: tuple[int, list[str]] | None = None
+        self._run_chunk = train.make_chunk_runner(
+            self.log_q, self.n, self.m, self.lam, self.form, self.lr
+        )
+
+    def start(self) -> Any:
+        import jax.numpy as jnp
+
+        from prereg.exp9 import train
+
+        return train.init_state(jnp.asarray(self.theta0), self.lr)
+
+    def restore(self, flat: dict[str, np.ndarray], meta: dict[str, Any]) -> Any:
+        state = ck.unflatten_like(self.start(), flat)
+        done = int(meta["step"])
+        if self.diag_path.exists():
+            diag = pd.read_csv(self.diag_path)
+            self.diag_rows = diag[diag["step"] < done].to_dict("records")
+        self.fidelity = meta.get("fidelity", {})
+        return state
+
+    def position(self, state: Any) -> int:
+        return int(state.step)
+
+    def target(self) -> int:
+        return self.step_cap
+
+    def run_chunk(self, state: Any, k: int) -> Chunk:
+        from prereg.exp9 import analysis
+
+        state, met = self._run_chunk(state, k)
+        thetas = np.asarray(met.pop("theta"))
+        frame = pd.DataFrame({c: np.asarray(met[c]) for c in analysis.METRIC_COLUMNS})
+        frame["step"] = frame["step"].astype(int)
+        return Chunk(state, frame, {"theta": thetas})
+
+    def check(self, chunk: Chunk) -> Stop | None:
+        """P1 fidelity at the first and last step; P4 diagnostics at the registered steps."""
+        from prereg.exp9 import diagnostics, reference
+
+        thetas, frame, (n, m) = chunk.arrays["theta"], chunk.rows, (self.n, self.m)
+        for i, step in enumerate(frame["step"]):
+            if step == 0:
+                self.fidelity["first"] = _fidelity(
+                    thetas[i], frame.iloc[i], n, m, self.gates, reference
+                )
+            if step == self.step_cap - 1:
+                self.fidelity["last"] = _fidelity(
+                    thetas[i], frame.iloc[i], n, m, self.gates, reference
+                )
+            if step in self.diag_at:
+                d = diagnostics.kernel_diagnostics(thetas[i], n, m)
+                failed = diagnostics.check_diagnostics(d, self.p4_gates)
+                self.diag_rows.append({"step": int(step), **d, "failed": ";".join(failed)})
+                if failed and self.halted is None:
+                    self.halted = (int(step), failed)
+        if self.halted is None:
+            return None
+        step, failed = self.halted
+        return Stop(
+            step, RunHalted(f"P4 check(s) {', '.join(failed)} out of tolerance at step {step}")
+        )
+
+    def after_chunk(self, state: Any, rows: pd.DataFrame) -> None:
+        start = int(rows["step"].iloc[0])  # this chunk's diagnostics go to TensorBoard
+        atomic_write_csv(self.diag_path, pd.DataFrame(self.diag_rows))
+        self.tb.log_frame(
+            pd.DataFrame([r for r in self.diag_rows if r["step"] >= start]), "step", "diagnostics"
+        )
+        if self.halted is None:
+            log.info(
+                "%s: step %d/%d kl=%.4g rho=%.4g",
+                self.rd.path.name,
+                self.position(state),
+                self.step_cap,
+                rows["kl"].iloc[-1],
+                rows["rho"].iloc[-1],
+            )
+
+    def meta(self, state: Any) -> dict[str, Any]:
+        return {"step": self.position(state), "fidelity": self.fidelity}
+
+
 def _train(
     reg: dict[str, Any],
     arm: str,
@@ -56,112 +177,20 @@ def _train(
     from prereg.exp9 import enable_x64
 
     enable_x64()  # before any array is built
-    import jax.numpy as jnp
-
-    from prereg.exp9 import analysis, diagnostics, model, reference, train
+    from prereg.exp9 import analysis
 
     tic = time.perf_counter()
-    cell = reg["cells"][cell_name]
-    n, m = int(cell["n"]), int(cell["m"])
-    lam, form, lr = float(reg["lambdas"][arm]), reg["aux"]["form"], float(reg["lr"])
-    step_cap, gates = int(reg["step_cap"]), reg["gates"]
-    log_q = model.make_teacher(n, float(reg["beta"]), int(cell["teacher_seed"]))
-    theta0 = model.init_theta(n, m, int(cell["init_seed"]), float(reg["init_scale"]))
-    diag_at = set(analysis.diagnostic_steps(step_cap, int(reg["diagnostic_steps"])))
-    p4_gates = {
-        "detailed_balance": gates["detailed_balance"],
-        "row_sum": gates["row_sum"],
-        "symmetry": gates["symmetry"],
-        "gap_min": gates["halt_gap"],
-        "cheeger_rel_tol": gates["cheeger_rel_tol"],
-    }
-    ckpt_dir = rd.path / "checkpoints"
-    metrics_path, diag_path = rd.path / "metrics.csv", rd.path / "diagnostics.csv"
+    study = _Exp9Training(reg, arm, cell_name, int(cfg.exp9.chunk_steps), rd, tb)
+    n, m = study.n, study.m
 
     # P1 autodiff vs finite differences at the cell's initial theta (same for every arm)
     fd_path = rd.path / "fd_check.json"
     fd = read_json(fd_path)
     if fd is None:
-        fd = _fd_check_cached(theta0, log_q, n, m, gates)
+        fd = _fd_check_cached(study.theta0, study.log_q, n, m, study.gates)
         atomic_write_json(fd_path, fd)
 
-    state = train.init_state(jnp.asarray(theta0), lr)
-    frames: list[pd.DataFrame] = []
-    diag_rows: list[dict[str, Any]] = []
-    fidelity: dict[str, Any] = {}
-    resumed = ck.latest_valid(ckpt_dir)
-    if resumed is not None:
-        flat, meta, path = resumed
-        state = ck.unflatten_like(state, flat)
-        done = int(meta["step"])
-        frames = [pd.read_csv(metrics_path).query("step < @done")] if metrics_path.exists() else []
-        if diag_path.exists():
-            diag_rows = pd.read_csv(diag_path).query("step < @done").to_dict("records")
-        fidelity = meta.get("fidelity", {})
-        log.info("resuming %s from %s (step %d)", rd.path, path.name, done)
-    run_chunk = train.make_chunk_runner(log_q, n, m, lam, form, lr)
-    chunk = int(cfg.exp9.chunk_steps)
-
-    while int(state.step) < step_cap:
-        start = int(state.step)
-        k = min(chunk, step_cap - start)
-        state, met = run_chunk(state, k)
-        thetas = np.asarray(met.pop("theta"))
-        frame = pd.DataFrame({c: np.asarray(met[c]) for c in analysis.METRIC_COLUMNS})
-        frame["step"] = frame["step"].astype(int)
-        bad = first_nonfinite(
-            frame["step"].to_numpy(),
-            {**{c: frame[c] for c in analysis.METRIC_COLUMNS}, "theta": thetas},
-        )
-        if bad is None and (leaf := nonfinite_leaf(state, "")) is not None:
-            bad = (int(state.step), leaf)  # the state this chunk ended with (not yet logged)
-        if bad is not None:  # P1 fails; the newest checkpoint (before this chunk) is kept
-            frames.append(frame[frame["step"] < bad[0]])
-            atomic_write_csv(metrics_path, pd.concat(frames, ignore_index=True))
-            tb.log_frame(frames[-1], "step")
-            raise nonfinite_error(bad[0], bad[1], ckpt_dir)
-        halted = None
-        for i, step in enumerate(frame["step"]):
-            if step == 0:
-                fidelity["first"] = _fidelity(thetas[i], frame.iloc[i], n, m, gates, reference)
-            if step == step_cap - 1:
-                fidelity["last"] = _fidelity(thetas[i], frame.iloc[i], n, m, gates, reference)
-            if step in diag_at:
-                d = diagnostics.kernel_diagnostics(thetas[i], n, m)
-                failed = diagnostics.check_diagnostics(d, p4_gates)
-                diag_rows.append({"step": int(step), **d, "failed": ";".join(failed)})
-                if failed and halted is None:
-                    halted = (int(step), failed)
-        if halted is not None:
-            frames.append(frame[frame["step"] <= halted[0]])
-        else:
-            frames.append(frame)
-        atomic_write_csv(metrics_path, pd.concat(frames, ignore_index=True))
-        atomic_write_csv(diag_path, pd.DataFrame(diag_rows))
-        tb.log_frame(frames[-1], "step")  # logger=tensorboard: this chunk's rows
-        tb.log_frame(
-            pd.DataFrame([r for r in diag_rows if r["step"] >= start]), "step", "diagnostics"
-        )
-        if halted is not None:
-            raise RunHalted(
-                f"P4 check(s) {', '.join(halted[1])} out of tolerance at step {halted[0]}"
-            )
-        ck.save_checkpoint(
-            ckpt_dir / ck.periodic_name(int(state.step)),
-            state,
-            {"step": int(state.step), "fidelity": fidelity},
-        )
-        ck.prune_periodic(ckpt_dir)
-        log.info(
-            "%s: step %d/%d kl=%.4g rho=%.4g",
-            rd.path.name,
-            int(state.step),
-            step_cap,
-            frame["kl"].iloc[-1],
-            frame["rho"].iloc[-1],
-        )
-
-    metrics = pd.concat(frames, ignore_index=True)
+    _, metrics = train_in_chunks(study, rd.path, tb)
     summary = {
         "experiment": "exp9",
         "arm": arm,
@@ -169,16 +198,16 @@ def _train(
         "n": n,
         "m": m,
         "num_states": 2 ** (n + m),
-        "lambda": lam,
-        "aux_form": form,
+        "lambda": study.lam,
+        "aux_form": study.form,
         "steps": int(len(metrics)),
         "initial_kl": float(metrics["kl"].iloc[0]),
         "crossings": analysis.crossings(metrics, reg["thresholds"]),
         **analysis.finals(metrics, int(reg["finals_window"])),
-        "fidelity": fidelity,
+        "fidelity": study.fidelity,
         "fd_check": {k: fd[k] for k in ("worst_rel_err", "grad_norm", "applies", "gate", "pass")},
         "diagnostics_failed": sum(
-            bool(r["failed"]) for r in diag_rows if isinstance(r["failed"], str)
+            bool(r["failed"]) for r in study.diag_rows if isinstance(r["failed"], str)
         ),
         "compute_seconds": time.perf_counter() - tic,
     }

@@ -1,0 +1,203 @@
+"""The shared chunk loop (prereg.training.loop) with a tiny numpy "study": no JAX compile.
+
+The fake study's state is ``{"w": [2 floats], "step": int}``; one step logs the row
+``(step, loss=sum(w), w0)`` of the state it starts from, then halves ``w`` and adds 1.  Faults
+are injected by step: a NaN loss, a NaN in the state, a NaN per-row array, a Stop, or a crash
+after the rows are written (a kill before the checkpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prereg.training import checkpoints as ck
+from prereg.training.loop import Chunk, ChunkedStudy, Stop, train_in_chunks
+from prereg.training.nonfinite import NonFiniteError
+
+
+class Crash(Exception):
+    """Stands in for a kill."""
+
+
+class FakeTB:
+    """Records what the loop (and hooks) hand to TensorBoard."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[list[int], list[str], str]] = []
+
+    def log_frame(self, frame: pd.DataFrame, step_column: str, prefix: str = "metrics") -> None:
+        self.frames.append((frame[step_column].tolist(), list(frame.columns), prefix))
+
+
+class Fake(ChunkedStudy):
+    index, columns, checked = "step", ["step", "loss", "w0"], ["loss"]
+
+    def __init__(self, target: int = 10, chunk: int = 3, **faults: int) -> None:
+        self.chunk_size, self._target, self.faults = chunk, target, faults
+        self.after: list[list[int]] = []
+        self.chunk_calls = 0
+
+    def start(self) -> dict[str, Any]:
+        return {"w": np.zeros(2), "step": np.int64(0)}
+
+    def restore(self, flat: dict[str, np.ndarray], meta: dict[str, Any]) -> dict[str, Any]:
+        assert meta["step"] == int(flat["['step']"])
+        return {"w": flat["['w']"], "step": flat["['step']"]}
+
+    def position(self, state: dict[str, Any]) -> int:
+        return int(state["step"])
+
+    def target(self) -> int:
+        return self._target
+
+    def run_chunk(self, state: dict[str, Any], k: int) -> Chunk:
+        self.chunk_calls += 1
+        w, step, rows, extra = state["w"].copy(), int(state["step"]), [], []
+        for _ in range(k):
+            loss = np.nan if step == self.faults.get("nan_loss") else float(w.sum())
+            rows.append({"step": step, "loss": loss, "w0": float(w[0])})
+            extra.append(np.full(3, np.inf if step == self.faults.get("nan_extra") else 1.0))
+            w, step = w / 2 + 1, step + 1
+        if step == self.faults.get("nan_state"):  # only in the state the chunk ends with
+            w[1] = np.nan
+        return Chunk({"w": w, "step": np.int64(step)}, pd.DataFrame(rows), {"x": np.array(extra)})
+
+    def check(self, chunk: Chunk) -> Stop | None:
+        halt = self.faults.get("halt")
+        if halt is not None and halt in set(chunk.rows["step"]):
+            return Stop(halt, RuntimeError(f"halted at {halt}"))
+        return None
+
+    def after_chunk(self, state: dict[str, Any], rows: pd.DataFrame) -> None:
+        self.after.append(rows["step"].tolist())
+        if rows["step"].iloc[-1] == self.faults.get("crash_after"):
+            raise Crash
+
+    def meta(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {"step": self.position(state), "note": "fake"}
+
+
+def run(out: Path, study: Fake, tb: FakeTB | None = None) -> tuple[Any, pd.DataFrame]:
+    return train_in_chunks(study, out, tb or FakeTB())
+
+
+def ckpts(out: Path) -> list[str]:
+    return sorted(p.name for p in (out / "checkpoints").iterdir())
+
+
+def test_a_run_writes_every_row_checkpoints_each_chunk_and_keeps_the_newest_two(
+    tmp_path: Path,
+) -> None:
+    tb, study = FakeTB(), Fake(target=10, chunk=3)
+    state, metrics = run(tmp_path, study, tb)
+    assert int(state["step"]) == 10 and metrics["step"].tolist() == list(range(10))
+    on_disk = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(on_disk.columns) == ["step", "loss", "w0"]
+    pd.testing.assert_frame_equal(on_disk, metrics)
+    assert study.after == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]  # the last chunk is cut short
+    assert [f[0] for f in tb.frames] == study.after and {f[2] for f in tb.frames} == {"metrics"}
+    assert ckpts(tmp_path) == ["step_00000009", "step_00000010"]
+    flat, meta = ck.load_checkpoint(tmp_path / "checkpoints" / "step_00000010")
+    assert meta == {"step": 10, "note": "fake"} and np.array_equal(flat["['w']"], state["w"])
+    # a finished run asked again trains nothing and returns the same rows
+    again = Fake(target=10, chunk=3)
+    _, same = run(tmp_path, again)
+    assert again.chunk_calls == 0
+    pd.testing.assert_frame_equal(same, metrics)
+
+
+@pytest.mark.parametrize("crash_after", [2, 5, 9])
+def test_a_killed_run_resumes_and_equals_an_uninterrupted_one(
+    tmp_path: Path, crash_after: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    ref_state, _ = run(whole, Fake())
+    with pytest.raises(Crash):  # killed after the rows of a chunk are written, before its ckpt
+        run(cut, Fake(crash_after=crash_after))
+    written = pd.read_csv(cut / "metrics.csv")["step"].tolist()
+    assert written == list(range(crash_after + 1))  # rows beyond the newest checkpoint
+    with caplog.at_level(logging.INFO, logger="prereg.training"):
+        state, _ = run(cut, Fake())
+    newest = crash_after // 3 * 3  # the start of the chunk that crashed
+    if newest > 0:
+        assert f"from step_{newest:08d} (step {newest})" in caplog.text
+    assert (cut / "metrics.csv").read_bytes() == (whole / "metrics.csv").read_bytes()
+    assert np.array_equal(state["w"], ref_state["w"])
+    assert ckpts(cut) == ckpts(whole)
+
+
+def test_a_damaged_newest_checkpoint_is_skipped(tmp_path: Path) -> None:
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run(whole, Fake())
+    with pytest.raises(Crash):
+        run(cut, Fake(crash_after=8))  # checkpoints at 3 and 6 kept
+    (cut / "checkpoints" / "step_00000006" / ck.STATE_FILE).write_bytes(b"garbage")
+    study = Fake()
+    run(cut, study)
+    assert study.after[0] == [3, 4, 5]  # resumed from step 3
+    assert (cut / "metrics.csv").read_bytes() == (whole / "metrics.csv").read_bytes()
+
+
+def test_resume_keeps_rows_through_the_checkpoint_when_the_first_row_is_index_1(
+    tmp_path: Path,
+) -> None:
+    class AfterUpdate(Fake):  # PPO-like: the row of an update is logged after it
+        first_index = 1
+
+        def run_chunk(self, state: dict[str, Any], k: int) -> Chunk:
+            chunk = super().run_chunk(state, k)
+            chunk.rows["step"] += 1
+            return chunk
+
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run(whole, AfterUpdate())
+    with pytest.raises(Crash):
+        run(cut, AfterUpdate(crash_after=6))  # rows 1..6 written, checkpoint at 3
+    run(cut, AfterUpdate())
+    assert pd.read_csv(cut / "metrics.csv")["step"].tolist() == list(range(1, 11))
+    assert (cut / "metrics.csv").read_bytes() == (whole / "metrics.csv").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("fault", "step", "quantity", "good"),
+    [
+        ({"nan_loss": 4}, 4, "loss", 3),
+        ({"nan_extra": 7}, 7, "x", 6),  # a per-row array
+        ({"nan_state": 6}, 6, "w", 3),  # the state chunk 3..5 ended with, at its position
+        ({"nan_loss": 1}, 1, "loss", 0),  # before any checkpoint
+    ],
+)
+def test_a_nonfinite_value_fails_the_run_at_its_step_keeping_the_last_good_checkpoint(
+    tmp_path: Path, fault: dict[str, int], step: int, quantity: str, good: int
+) -> None:
+    tb, study = FakeTB(), Fake(**fault)
+    with pytest.raises(NonFiniteError) as info:
+        run(tmp_path, study, tb)
+    kept = (
+        f"last good checkpoint kept: checkpoints/step_{good:08d}" if good else "no checkpoint yet"
+    )
+    assert str(info.value) == f"non-finite value at step {step} in {quantity}; {kept}"
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert metrics["step"].tolist() == list(range(step))
+    assert np.isfinite(metrics.to_numpy()).all()
+    assert tb.frames[-1][0] == list(range(good, step))  # the chunk's rows up to the bad step
+    assert study.after == [list(range(s, s + 3)) for s in range(0, good, 3)]  # not after it
+    names = ckpts(tmp_path) if (tmp_path / "checkpoints").exists() else []
+    assert names == [f"step_{s:08d}" for s in range(3, good + 1, 3)][-2:]
+
+
+def test_a_stop_keeps_rows_through_its_step_runs_after_chunk_and_writes_no_checkpoint(
+    tmp_path: Path,
+) -> None:
+    study = Fake(halt=4)
+    with pytest.raises(RuntimeError, match="halted at 4"):
+        run(tmp_path, study)
+    assert pd.read_csv(tmp_path / "metrics.csv")["step"].tolist() == list(range(5))
+    assert study.after == [[0, 1, 2], [3, 4]]
+    assert ckpts(tmp_path) == ["step_00000003"]
