@@ -369,12 +369,21 @@ def test_the_ladder_defaults_are_the_registered_variant_tier_budget_and_seeds():
 
 
 def test_a_ladder_sweep_runs_in_registered_order_whatever_the_glob_says(capsys):
-    from prereg.sweep.order import study_sweep_order as registered_sweep_order
+    from prereg.sweep import preflight
+    from prereg.sweep.order import study_sweep_order
+
+    def registered_sweep_order(argv, conf_dir):
+        return study_sweep_order(preflight.plan(argv, conf_dir))
 
     argv = ["-m", "experiment=ppo_ladder", "candidate=glob(*)", "tier=small"]
     assert registered_sweep_order(argv, CONF_DIR) == [
         "-m", "experiment=ppo_ladder", "candidate=lr1e4,vc0_25,ec0_001,clip0_1", "tier=small",
     ]  # fmt: skip
+    # the one plan's jobs (what sweep.json lists) follow the same order
+    plan = preflight.plan(argv, CONF_DIR)
+    study_sweep_order(plan)
+    candidates = [o for job in plan.jobs for o in job if o.startswith("candidate=")]
+    assert candidates == [f"candidate={c}" for c in ("lr1e4", "vc0_25", "ec0_001", "clip0_1")]
     for unchanged in (
         ["experiment=ppo_ladder", "candidate=lr1e4"],
         ["-m", "experiment=ppo", "candidate=glob(*)"],

@@ -35,16 +35,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 
 from prereg.core.atomic import atomic_write_csv, atomic_write_json
 from prereg.core.checks import at_least, non_negative, one_of, positive, typed_registration
 from prereg.core.errors import ConfigError
 from prereg.core.experiment import Experiment, StudyConfig
 from prereg.core.registration import (
-    differing_constants,
     registration_hash,
     registration_line,
+    registration_status,
     to_plain,
 )
 from prereg.core.rundir import RunDir, run_registered
@@ -287,26 +287,6 @@ def _pf(ok: bool | None) -> str:
     return "not evaluated" if ok is None else ("PASS" if ok else "FAIL")
 
 
-def registration_status(reg: dict[str, Any], reg_hash: str) -> dict[str, Any]:
-    """Like prereg.core.registration.registration_status, but against THIS study's frozen file
-    (that one reads prereg's own conf folder only)."""
-    path = CONF / "registration" / f"{reg['name']}.yaml"
-    try:
-        frozen = to_plain(
-            OmegaConf.merge(OmegaConf.structured(QuadraticSGDRegistration), OmegaConf.load(path))
-        )
-    except OSError:
-        frozen = None
-    differing = differing_constants(frozen, reg) if frozen is not None else ["<no frozen file>"]
-    return {
-        "name": reg["name"],
-        "hash": reg_hash,
-        "frozen_hash": registration_hash(frozen) if frozen is not None else None,
-        "registered": not differing,
-        "differing_constants": differing,
-    }
-
-
 def _num(x: float | None) -> str:
     return "-" if x is None or not math.isfinite(x) else f"{x:.3g}"
 
@@ -356,7 +336,7 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
     reg = next((x for x in (r.read_json("registration.json") for r in runs) if x), None)
     if not isinstance(reg, dict):
         return no_verdict("registration.json missing from every run")
-    out["registration"] = registration_status(reg, chosen)
+    out["registration"] = registration_status(reg, chosen, QuadraticSGDRegistration, CONF)
     arms, seeds = list(reg["arms"]), [str(s) for s in reg["seeds"]]
     base, treat = reg["baseline_arm"], reg["treatment_arm"]
     threshold, bar, cap = float(reg["loss_threshold"]), float(reg["speedup_bar"]), reg["steps"]

@@ -59,11 +59,19 @@ def differing_constants(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:
     return out
 
 
-def registration_status(reg: Mapping, reg_hash: str, schema: type) -> dict[str, Any]:
-    """Whether a run's registration is the frozen file's: name, hashes, differing constants."""
+def registration_status(
+    reg: Mapping, reg_hash: str, schema: type, conf_dir: Path | str = CONF_DIR
+) -> dict[str, Any]:
+    """Whether a run's registration is the frozen file's: name, hashes, differing constants.
+
+    The frozen file is ``<conf_dir>/registration/<name>.yaml`` (a study outside prereg passes
+    its own ``conf`` folder).
+    """
     try:
         frozen = to_plain(
-            OmegaConf.merge(OmegaConf.structured(schema), load_registered(reg["name"]))
+            OmegaConf.merge(
+                OmegaConf.structured(schema), load_registered(reg["name"], Path(conf_dir))
+            )
         )
     except OSError:
         frozen = None

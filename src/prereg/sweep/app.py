@@ -64,11 +64,25 @@ def setup() -> None:
 
 
 def preflight(argv: list[str]) -> int | None:
-    """Everything checked before Hydra starts: the command line, then the output directory."""
+    """Everything checked before Hydra starts, from ONE plan of the command line: the config
+    of every job (or of every sweep bound), then the output directory; then the study's sweep
+    order.  The plan is kept for the sweep manifest.  The exit status on bad input, else None.
+    """
     from prereg.sweep import precheck
+    from prereg.sweep import preflight as planning
+    from prereg.sweep.order import study_sweep_order
     from prereg.sweep.outputdir import check_output_dir
 
-    return precheck.check(argv, CONF_DIR) or check_output_dir(argv, CONF_DIR)
+    status, plan = precheck.check(argv, CONF_DIR)
+    if status or plan is None:
+        planning.remember(None)
+        return status
+    status = check_output_dir(plan)
+    if status:
+        return status
+    sys.argv[1:] = study_sweep_order(plan)  # e.g. the ladder's registered order
+    planning.remember(plan)
+    return None
 
 
 def cli(argv: list[str]) -> int:
@@ -84,12 +98,10 @@ def cli(argv: list[str]) -> int:
 
     try:
         setup()
+        sys.argv[1:] = argv
         status = preflight(argv)
         if status:
             return status
-        from prereg.sweep.order import study_sweep_order
-
-        sys.argv[1:] = study_sweep_order(argv, CONF_DIR)  # e.g. the ladder's registered order
         logging.raiseExceptions = False  # a log line the disk refuses is not the run's error
         hydra_main()()
     except RunInterrupted as exc:

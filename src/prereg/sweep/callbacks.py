@@ -17,18 +17,26 @@ log = logging.getLogger("prereg")
 
 
 def write_manifest(config: DictConfig) -> Path:
-    """``<sweep dir>/sweep.json``: every job's overrides, so a status view counts pending jobs."""
+    """``<sweep dir>/sweep.json``: every job's overrides, so a status view counts pending jobs.
+
+    The jobs are the preflight's (:mod:`prereg.sweep.preflight`), planned once before Hydra
+    started; a sweeper that picks its jobs as it runs has none up front (``"jobs": null``).
+    """
     from prereg.core.atomic import atomic_write_json
     from prereg.core.registration import CONF_DIR
-    from prereg.sweep.precheck import _loader, expand_jobs
+    from prereg.sweep import preflight
 
     sweep_dir = Path(config.hydra.sweep.dir)
     overrides = list(config.hydra.overrides.task)
-    jobs = expand_jobs(_loader(CONF_DIR), overrides, multirun=True)
+    plan = preflight.current(overrides)
+    if plan is None:  # Hydra was started some other way: plan the same command line now
+        hydra_overrides = list(config.hydra.overrides.hydra)
+        plan = preflight.plan(["-m", *hydra_overrides, *overrides], CONF_DIR)
     manifest = {
         "runner": str(config.get("runner", "")),
         "command_overrides": overrides,
-        "jobs": [sorted(job) for job in jobs],
+        "sweeper": plan.sweeper,
+        "jobs": None if plan.jobs is None else [sorted(job) for job in plan.jobs],
     }
     atomic_write_json(sweep_dir / "sweep.json", manifest)
     return sweep_dir / "sweep.json"

@@ -8,48 +8,51 @@ so every launcher (in-process, local processes, a SLURM array) runs the jobs in 
 
 from __future__ import annotations
 
-from pathlib import Path
+import itertools
+
+from prereg.sweep.preflight import Plan
 
 
-def study_sweep_order(argv: list[str], conf_dir: Path | str) -> list[str]:
-    """``argv`` with each swept value list in its study's order; unchanged when none applies.
+def study_sweep_order(plan: Plan) -> list[str]:
+    """The planned argv with each swept value list in its study's order (``plan`` updated too).
 
-    A command line that does not compose comes back unchanged (the precheck has already
-    reported it).
+    Unchanged for a single run, a sweeper other than the basic one, a study without a
+    ``sweep_order``, or a command line whose first job does not compose (the precheck has
+    already reported that).
     """
-    from hydra._internal.utils import get_args_parser
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.types import RunMode
 
     from prereg.core.experiments import experiment_or_none
-    from prereg.sweep.precheck import _loader, expand_jobs
 
+    if not (plan.multirun and plan.basic and plan.sweeps and plan.jobs):
+        return plan.argv
     try:
-        args = get_args_parser().parse_args(argv)
-        multirun = bool(args.multirun) or "hydra.mode=MULTIRUN" in args.overrides
-        if not multirun:
-            return argv
-        loader = _loader(conf_dir)
-        parsed = OverridesParser.create(config_loader=loader).parse_overrides(args.overrides)
-        sweeps = [o for o in parsed if o.is_sweep_override()]
-        if not sweeps:
-            return argv
-        job = expand_jobs(loader, list(args.overrides), multirun=True)[0]
-        cfg = loader.load_configuration(args.config_name or "config", job, run_mode=RunMode.RUN)
-        exp = experiment_or_none(str(cfg.get("runner")))
-        order = exp.order_function() if exp is not None else None
-        if order is None:
-            return argv
-        rewritten = list(argv)
-        for sweep in sweeps:
-            key = sweep.get_key_element().lstrip("+")
-            values = list(sweep.sweep_string_iterator())
-            ordered = order(cfg, key, values)
-            if ordered is None:  # the study does not order this key
-                continue
-            new = f"{sweep.get_key_element()}={','.join(ordered)}"
-            print(f"{exp.name}: {key} values in registered order: {', '.join(ordered)}")
-            rewritten = [new if a == sweep.input_line else a for a in rewritten]
-        return rewritten
+        cfg = plan.loader.load_configuration(plan.config_name, plan.jobs[0], RunMode.RUN)
     except Exception:  # noqa: BLE001 - never block a run over its order
-        return argv
+        return plan.argv
+    exp = experiment_or_none(str(cfg.get("runner")))
+    order = exp.order_function() if exp is not None else None
+    if order is None:
+        return plan.argv
+    argv, overrides, values = list(plan.argv), list(plan.overrides), []
+    for sweep in plan.sweeps:
+        key = sweep.get_key_element()
+        listed = list(sweep.sweep_string_iterator())
+        ordered = order(cfg, key.lstrip("+"), listed)
+        if ordered is None:  # the study does not order this key
+            values.append(listed)
+            continue
+        new = f"{key}={','.join(ordered)}"
+        print(f"{exp.name}: {key.lstrip('+')} values in registered order: {', '.join(ordered)}")
+        argv = [new if a == sweep.input_line else a for a in argv]
+        overrides = [new if a == sweep.input_line else a for a in overrides]
+        values.append(list(ordered))
+    keys = [s.get_key_element() for s in plan.sweeps]
+    fixed = [o for o in plan.jobs[0] if o.split("=", 1)[0] not in keys]
+    # the basic sweeper's order: the product of the swept values, in command-line order
+    plan.jobs = [
+        [*fixed, *(f"{k}={v}" for k, v in zip(keys, combo, strict=True))]
+        for combo in itertools.product(*values)
+    ]
+    plan.argv, plan.overrides = argv, overrides
+    return argv

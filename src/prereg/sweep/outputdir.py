@@ -11,6 +11,7 @@ from prereg.core.errors import ConfigError
 from prereg.core.experiments import experiment_or_none
 from prereg.core.registration import registration_hash, to_plain
 from prereg.core.rundir import describe_changes
+from prereg.sweep.preflight import Plan
 
 
 def registration_of(cfg: Any) -> dict[str, Any] | None:
@@ -52,31 +53,23 @@ def _recorded_registrations(target: Path, multirun: bool) -> dict[str, tuple[Pat
     return found
 
 
-def check_output_dir(argv: list[str], conf_dir: Path, config_name: str = "config") -> int | None:
-    """Check where a ``run.py`` command would write, before Hydra starts.
+def check_output_dir(plan: Plan) -> int | None:
+    """Check where the planned command would write, before Hydra starts.
 
     The output directory must take a file (else ``error: cannot write to <path>: <cause>``,
     status 1), and a directory that already holds runs only takes runs of the same
     registration (else ``error: registration: ...`` naming the changed constants with old
     and new values, status 2); either way nothing is written.  None when all is well.
     """
-    from hydra._internal.utils import get_args_parser
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
     from prereg.sweep import precheck
 
-    try:
-        args = get_args_parser().parse_args(argv)
-    except SystemExit:
-        return None  # Hydra prints its usage message
-    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
-        return None
-    multirun = bool(args.multirun) or "hydra.mode=MULTIRUN" in args.overrides
-    loader = precheck._loader(conf_dir)
+    loader, multirun = plan.loader, plan.multirun
     mode = RunMode.MULTIRUN if multirun else RunMode.RUN
     try:
-        cfg = loader.load_configuration(args.config_name or config_name, args.overrides, mode)
+        cfg = loader.load_configuration(plan.config_name, plan.overrides, mode)
         node = "sweep" if multirun else "run"
         raw = str(OmegaConf.to_container(cfg.hydra[node], resolve=False)["dir"])
     except Exception:  # noqa: BLE001 - a config Hydra cannot compose: Hydra says why
@@ -89,9 +82,8 @@ def check_output_dir(argv: list[str], conf_dir: Path, config_name: str = "config
     existing = _recorded_registrations(directory, multirun) if fixed else {}
     if not existing:
         return None
-    jobs = precheck.covering_jobs(precheck.expand_jobs(loader, list(args.overrides), multirun))
-    for job in jobs:
-        job_cfg = loader.load_configuration(args.config_name or config_name, job, RunMode.RUN)
+    for job in precheck.covering_jobs(plan.probes):
+        job_cfg = loader.load_configuration(plan.config_name, job, RunMode.RUN)
         reg = registration_of(job_cfg)
         if reg is None or registration_hash(reg) in existing:
             continue

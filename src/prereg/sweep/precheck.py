@@ -18,6 +18,14 @@ from omegaconf.errors import OmegaConfBaseException
 from prereg.core.errors import ConfigError
 from prereg.core.errors import simplify_message as _simplify
 from prereg.core.rundir import one_line
+from prereg.sweep.overrides import (  # noqa: F401 - _loader, expand_jobs: used by tests too
+    _groups,
+    _loader,
+    _options,
+    expand_jobs,
+    parse_args,
+    typed_key,
+)
 
 # flags that make Hydra print something instead of running jobs: leave those to Hydra
 _INFO_FLAGS = (
@@ -32,19 +40,6 @@ _INFO_FLAGS = (
     "-sc",
     "--version",
 )
-
-
-def _loader(conf_dir: Path):
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra._internal.utils import create_config_search_path
-
-    return ConfigLoaderImpl(config_search_path=create_config_search_path(str(conf_dir)))
-
-
-def typed_key(override: str) -> str:
-    """The key an override names as typed (``+a.b=1`` -> ``a.b``); the text itself if none."""
-    key = override.split("=", 1)[0].lstrip("+~").strip()
-    return key or override
 
 
 def first_unknown(cfg: DictConfig, key: str) -> ConfigError | None:
@@ -75,6 +70,10 @@ def _unknown_key_error(loader, config_name: str, job: list[str], key: str) -> Co
     except Exception:  # noqa: BLE001 - fall back to the plain message
         err = None
     err = err or ConfigError(key, "unknown key")
+    top = key.split(".")[0]
+    if "." in key and err.key == top and loader.repository.group_exists(top):
+        # under a config group this study has no section for: name the key as typed
+        return ConfigError(key, f"unknown key (this study has no {top} section)")
     if "." not in err.key:
         owners = _studies_with_section(err.key)
         if owners:
@@ -123,13 +122,6 @@ def check_forced_hydra_keys(loader, config_name: str, job: list[str]) -> None:
 def _override_key(text: str) -> str | None:
     m = re.search(r"(?:Could not override|Error merging override) '?([^'= ]+)", text)
     return m.group(1) if m else None
-
-
-def _options(loader, group: str) -> list[str] | None:
-    try:
-        return loader.get_group_options(group)
-    except Exception:  # noqa: BLE001
-        return None
 
 
 def _override_containing(job: list[str], fragment: str) -> str | None:
@@ -189,6 +181,15 @@ def explain(exc: BaseException, loader, config_name: str, job: list[str]) -> Con
     m = re.search(r"Cannot find primary config '([^']*)'", text)
     if m:
         return ConfigError("--config-name", f"unknown primary config {m.group(1)!r}", ["config"])
+    m = re.search(
+        r"In '([\w/]+)/[^'/]*': ConfigKeyError raised while composing config: "
+        r"Key '(\w+)' not in",
+        text,
+    )
+    if m and m.group(1) == m.group(2):  # a group option selected for a study without that section
+        group, owners = m.group(1), _studies_with_section(m.group(1))
+        where = f" (a group of experiment={'|'.join(owners)})" if owners else ""
+        return ConfigError(group, f"this study has no {group} section{where}")
     if re.search(r"Unexpected type(?: for root)?: None", text):
         err = _unselected_group_error(loader, config_name, job)
         if err is not None:
@@ -220,98 +221,6 @@ def explain(exc: BaseException, loader, config_name: str, job: list[str]) -> Con
     return ConfigError(_override_key(text) or "command line", _simplify(one_line(exc)))
 
 
-def expand_jobs(loader, overrides: list[str], multirun: bool) -> list[list[str]]:
-    """The list of per-job override lists Hydra's basic sweeper would launch."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser = OverridesParser.create(config_loader=loader)
-    parsed = []
-    for text in overrides:  # one at a time, to name the override that does not parse
-        try:
-            parsed.extend(parser.parse_overrides([text]))
-        except Exception as exc:  # noqa: BLE001 - syntax errors
-            raise ConfigError(typed_key(text), parse_problem(text, exc)) from None
-    check_group_values(loader, parsed)
-    sweeps = [o for o in parsed if o.is_sweep_override()]
-    if sweeps and not multirun:
-        key = sweeps[0].get_key_element()
-        raise ConfigError(key, "is a sweep; add -m (--multirun) to run one job per value")
-    if not multirun:
-        return [overrides]
-    for o in sweeps:
-        key = o.get_key_element()
-        values = list(o.sweep_string_iterator())
-        if not values:
-            allowed = None
-            if key.lstrip("+~") in _groups(loader):
-                allowed = loader.get_group_options(key.lstrip("+~"))
-            raise ConfigError(key, f"the sweep {o.input_line!r} selects no value", allowed)
-    batches = BasicSweeper.split_arguments(parsed, None)
-    return [job for batch in batches for job in batch]
-
-
-def parse_problem(text: str, exc: BaseException) -> str:
-    """Hydra's override-grammar error, short: what is wrong with ``text``."""
-    if "=" not in text and not text.startswith("~"):
-        return f"{text!r} is not key=value (missing '=')"
-    msg = " ".join(str(exc).split())
-    if "LexerNoViableAltException" in msg:
-        if text.count("'") % 2 or text.count('"') % 2:
-            return f"cannot parse {text!r}: a quote is not closed"
-        return f"cannot parse {text!r}: quote a value with special characters: \"key='...'\""
-    msg = msg.replace(f"Error parsing override '{text}'", "")
-    msg = re.sub(r"See https?://\S+ for details\.?", "", msg)
-    msg = re.sub(r"expecting (\{[^}]*\}|\S+)", "", msg)
-    msg = re.sub(r"^\w*Exception: ", "", msg.strip()).strip(" .")
-    return f"cannot parse {text!r}: {msg[:160]}" if msg else f"cannot parse {text!r}"
-
-
-def check_group_values(loader, parsed: list) -> None:
-    """A config group override names one option (text) or null (none).
-
-    Hydra itself fails on ``cell=range(1,3)`` or ``arm=`` without naming the group, and
-    would merge ``cell=[n4m2,n4m3]`` into one job that silently runs the last cell.
-    """
-    from hydra.core.override_parser.types import Glob
-
-    for o in parsed:
-        key = o.key_or_group
-        if not key:
-            raise ConfigError(o.input_line, "no key before '='")
-        if not loader.repository.group_exists(key):
-            continue
-        value = o.value()
-        if isinstance(value, Glob):
-            continue
-        values = list(o.sweep_iterator()) if o.is_sweep_override() else [value]
-        for v in values:
-            if isinstance(v, list) and len(v) == 1:
-                v = v[0]
-            if isinstance(v, list) and v:
-                names = ",".join(str(x) for x in v)
-                raise ConfigError(
-                    key,
-                    f"selects one option, got a list; for one job each use -m {key}={names}",
-                    _options(loader, key),
-                )
-            if v is None:
-                raise ConfigError(
-                    key, f"null is not an option name (~{key} selects none)", _options(loader, key)
-                )
-            if not isinstance(v, (str, list)):
-                raise ConfigError(key, f"{v!r} is not an option name", _options(loader, key))
-            if v == "":
-                raise ConfigError(key, "no option given", _options(loader, key))
-
-
-def _groups(loader) -> list[str]:
-    try:
-        return loader.list_groups("")
-    except Exception:  # noqa: BLE001
-        return []
-
-
 def covering_jobs(jobs: list[list[str]]) -> list[list[str]]:
     """A subset of the jobs in which every override (key=value) of the sweep appears.
 
@@ -326,29 +235,6 @@ def covering_jobs(jobs: list[list[str]]) -> list[list[str]]:
             chosen.append(job)
             seen.update(job)
     return chosen or jobs[:1]
-
-
-def parse_args(argv: list[str]):
-    """Hydra's own argument parser, raising :class:`ConfigError` instead of printing usage."""
-    from hydra._internal.utils import get_args_parser
-
-    parser = get_args_parser()
-
-    def error(message: str) -> None:
-        m = re.match(r"argument ([^\s:/]+)[^:]*: (.*)", message)
-        if m:
-            raise ConfigError(m.group(1), m.group(2))
-        m = re.match(r"unrecognized arguments: (\S+)", message)
-        if m and m.group(1).startswith("-"):
-            raise ConfigError(m.group(1), "unknown flag (python run.py --help lists them)")
-        if m:  # argparse takes overrides only before the first flag
-            raise ConfigError(
-                typed_key(m.group(1)), "comes after a flag; put flags such as -m before overrides"
-            )
-        raise ConfigError("command line", message)
-
-    parser.error = error  # type: ignore[method-assign]
-    return parser.parse_args(argv)
 
 
 def _compose_and_validate(loader, config_name: str, job: list[str]) -> None:
@@ -371,10 +257,17 @@ def blame(loader, config_name: str, job: list[str], err: ConfigError) -> ConfigE
     return err
 
 
-def check(argv: list[str], conf_dir: Path, config_name: str = "config") -> int | None:
-    """Validate the command line; print one line and return 2 on bad input, else None."""
+def check(argv: list[str], conf_dir: Path | str, config_name: str = "config"):
+    """Plan and validate the command line: ``(status, plan)``.
+
+    On bad input one line is printed and the status is 2 (plan None); a command line that only
+    asks Hydra for information (``--help``, ``--cfg``...) gives ``(None, None)``; otherwise
+    ``(None, plan)``: the :class:`~prereg.sweep.preflight.Plan` every later check uses.
+    """
+    from prereg.sweep import preflight
+
     if any(a.split("=")[0] in _INFO_FLAGS for a in argv):
-        return None
+        return None, None
     job: list[str] = [a for a in argv if not a.startswith("-")]
     loader = None
     try:
@@ -382,19 +275,17 @@ def check(argv: list[str], conf_dir: Path, config_name: str = "config") -> int |
         if args.config_name:
             config_name = args.config_name
         loader = _loader(conf_dir)
-        multirun = bool(args.multirun) or any(
-            o.strip() == "hydra.mode=MULTIRUN" for o in args.overrides
-        )
         job = list(args.overrides)
-        jobs = expand_jobs(loader, list(args.overrides), multirun)
-        if not jobs:
+        plan = preflight.plan_from(argv, args, loader, config_name)
+        probes = plan.probes
+        if not probes:
             raise ConfigError("command line", "the sweep expands to no job")
-        for job in covering_jobs(jobs):
+        for job in covering_jobs(probes):
             _compose_and_validate(loader, config_name, job)
     except Exception as exc:  # noqa: BLE001 - every problem becomes one line
         err = explain(exc, loader, config_name, job)
         if err.key == "command line" and loader is not None:
             err = blame(loader, config_name, job, err)
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    return None
+        return 2, None
+    return None, plan

@@ -1,0 +1,1 @@
+"""Hydra sweepers that ship with prereg (``hydra/sweeper=prereg_random``)."""
