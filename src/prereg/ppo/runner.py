@@ -1,11 +1,11 @@
 """PPO runner: train (or continue, or resume) one PPO run and write the run-directory contract.
 
-I/O only; the maths is in :mod:`prereg.ppo.trainer`.  Training runs in jitted chunks of
-``ppo.chunk_updates`` updates; after each chunk the runner appends to ``metrics.csv``,
-writes a periodic checkpoint, runs the periodic eval (keeping ``checkpoints/best``) and
-reports progress.  At the end it writes ``checkpoints/final``, the registered eval
-(``logs/evaluation_seed_<start>.json`` + a per-episode CSV), the exported policy in
-``policies/`` and ``summary.json``.
+I/O only; the maths is in :mod:`prereg.ppo.trainer`, the chunk loop (resume, ``metrics.csv``,
+non-finite check, TensorBoard, periodic checkpoints) in :mod:`prereg.training.loop`.  Training
+runs in jitted chunks of ``ppo.chunk_updates`` updates; after each chunk this runner adds the
+periodic eval (keeping ``checkpoints/best``) and reports progress.  At the end it writes
+``checkpoints/final``, the registered eval (``logs/evaluation_seed_<start>.json`` + a
+per-episode CSV), the exported policy in ``policies/`` and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from prereg.ppo.candidates import KNOBS, apply_candidate, candidate_name
 from prereg.ppo.config import PPORegistration
 from prereg.training import checkpoints as ck
 from prereg.training import tensorboard_log
-from prereg.training.nonfinite import first_nonfinite, nonfinite_error, nonfinite_leaf
+from prereg.training.loop import Chunk, ChunkedStudy, train_in_chunks
 
 log = logging.getLogger("prereg.ppo")
 
@@ -170,52 +170,32 @@ def run_ppo(
     )
 
 
-def _first_nonfinite(frame: pd.DataFrame, state: Any) -> tuple[int, str] | None:
-    """(update, quantity) of the first NaN/inf in this chunk's losses, else in the parameters
-    or observation normalizer it ended with (checked once per chunk, at its last update)."""
-    bad = first_nonfinite(frame["update"].to_numpy(), {c: frame[c] for c in FINITE_COLUMNS})
-    if bad is None:
-        leaf = nonfinite_leaf(state.params, "params/") or nonfinite_leaf(
-            state.normalizer, "normalizer/"
-        )
-        bad = None if leaf is None else (int(state.update), leaf)
-    return bad
+class _PPOTraining(ChunkedStudy):
+    """One PPO segment's maths and figures, plugged into the shared chunk loop: periodic eval
+    (``checkpoints/best``) and progress after each chunk; checkpoint meta with the segment."""
 
+    index, columns, checked, first_index = "update", METRIC_COLUMNS, FINITE_COLUMNS, 1
 
-def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
-    """The training loop (see the module docstring)."""
-    from prereg.training.jaxcache import enable_compilation_cache
+    def __init__(self, cfg: DictConfig, rd: RunDir, built: Built, tb: Any) -> None:
+        self.p, self.built, self.trainer, self.tb = cfg.ppo, built, built.trainer, tb
+        self.chunk_size, self.log = int(self.p.chunk_updates), log
+        self.batch = int(self.p.num_envs) * int(self.p.num_steps)
+        self.ckpt_dir, self.name = rd.path / "checkpoints", rd.path.name
+        self.segment: dict[str, Any] = {}
+        self.progress: Progress | None = None
 
-    enable_compilation_cache()
-    from prereg.ppo.evaluate import SUMMARY_FIELDS
-    from prereg.ppo.policy import export_policy
-
-    p = cfg.ppo
-    settings = ppo_settings(cfg)
-    built = build(settings)
-    trainer = built.trainer
-    ckpt_dir = rd.path / "checkpoints"
-    metrics_path = rd.path / "metrics.csv"
-    frames: list[pd.DataFrame] = []
-    resumed = ck.latest_valid(ckpt_dir)
-    if resumed is not None:
-        flat, meta, path = resumed
-        state = trainer.restore(flat)
-        segment = meta["segment"]
-        done = int(state.update)
-        if metrics_path.exists():
-            frames = [pd.read_csv(metrics_path).query("update <= @done")]
-        log.info("resuming %s from %s (update %d)", rd.path, path.name, done)
-    else:
+    def start(self) -> Any:
+        """A new segment: from ``ppo.init_from`` (env steps counted on) or from scratch."""
+        p = self.p
         if p.init_from:
-            flat, meta = ck.load_checkpoint(p.init_from)
-            state = trainer.restore(flat)
+            flat, _ = ck.load_checkpoint(p.init_from)
+            state = self.trainer.restore(flat)
             origin = str(Path(p.init_from).resolve())
             log.info("new segment from %s (update %d)", origin, int(state.update))
         else:
-            state = trainer.init(int(p.seed))
+            state = self.trainer.init(int(p.seed))
             origin = None
-        segment = {
+        self.segment = {
             "init_from": origin,
             "start_update": int(state.update),
             "start_env_steps": int(state.env_steps),
@@ -223,53 +203,88 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
             "best_success_rate": None,
             "best_update": None,
         }
-    target = int(segment["target_update"])
-    batch = int(p.num_envs) * int(p.num_steps)
-    progress = Progress(str(p.progress), target, int(state.update), rd.path.name)
-    tb = tensorboard_log.for_run(cfg, rd.path)  # logger=tensorboard (else a no-op)
-    try:
-        while int(state.update) < target:
-            k = min(int(p.chunk_updates), target - int(state.update))
-            tic = time.perf_counter()
-            state, met = trainer.run_chunk(state, k)
-            elapsed = time.perf_counter() - tic
-            frame = pd.DataFrame({c: met[c] for c in METRIC_COLUMNS if c != "sps"})
-            frame["update"] = frame["update"].astype(int)
-            frame["sps"] = k * batch / elapsed
-            bad = _first_nonfinite(frame, state)
-            if bad is not None:  # fail at that update; the newest checkpoint is the last good one
-                frames.append(frame[frame["update"] < bad[0]])
-                atomic_write_csv(metrics_path, pd.concat(frames)[METRIC_COLUMNS])
-                tb.log_frame(frames[-1][METRIC_COLUMNS], "update")
-                raise nonfinite_error(bad[0], bad[1], ckpt_dir)
-            frames.append(frame)
-            atomic_write_csv(metrics_path, pd.concat(frames, ignore_index=True)[METRIC_COLUMNS])
-            tb.log_frame(frame[METRIC_COLUMNS], "update")
-            done = int(state.update)
-            if built.evaluator is not None and (
-                done // int(p.eval_every) > (done - k) // int(p.eval_every) or done == target
-            ):
-                _, ev = built.evaluator(
-                    state.params, state.normalizer, int(p.eval_seed_start), int(p.eval_seeds)
-                )
-                tb.log_values({k: ev[k] for k in SUMMARY_FIELDS}, done, "eval")
-                best = segment["best_success_rate"]
-                if best is None or ev["success_rate"] > best:
-                    segment["best_success_rate"] = ev["success_rate"]
-                    segment["best_update"] = done
-                    ck.save_checkpoint(
-                        ckpt_dir / "best", state, _meta(settings, segment, state, ev)
-                    )
-            ck.save_checkpoint(
-                ckpt_dir / ck.periodic_name(done), state, _meta(settings, segment, state)
-            )
-            ck.prune_periodic(ckpt_dir)
-            progress.update(done, k, frame.iloc[-1].to_dict())
-    finally:
-        progress.close()
-        tb.close()
+        return self._begin(state)
 
-    ck.save_checkpoint(ckpt_dir / "final", state, _meta(settings, segment, state))
+    def restore(self, flat: dict[str, Any], meta: dict[str, Any]) -> Any:
+        self.segment = meta["segment"]
+        return self._begin(self.trainer.restore(flat))
+
+    def _begin(self, state: Any) -> Any:
+        self.progress = Progress(str(self.p.progress), self.target(), int(state.update), self.name)
+        return state
+
+    def position(self, state: Any) -> int:
+        return int(state.update)
+
+    def target(self) -> int:
+        return int(self.segment["target_update"])
+
+    def run_chunk(self, state: Any, k: int) -> Chunk:
+        tic = time.perf_counter()
+        state, met = self.trainer.run_chunk(state, k)
+        elapsed = time.perf_counter() - tic
+        frame = pd.DataFrame({c: met[c] for c in METRIC_COLUMNS if c != "sps"})
+        frame["update"] = frame["update"].astype(int)
+        frame["sps"] = k * self.batch / elapsed
+        return Chunk(state, frame)
+
+    def trees(self, state: Any) -> dict[str, Any]:
+        return {"params/": state.params, "normalizer/": state.normalizer}
+
+    def after_chunk(self, state: Any, rows: pd.DataFrame) -> None:
+        """The periodic eval (keeping ``checkpoints/best``), then progress."""
+        from prereg.ppo.evaluate import SUMMARY_FIELDS
+
+        p, done, k = self.p, int(state.update), len(rows)
+        every = int(p.eval_every)
+        if self.built.evaluator is not None and (
+            done // every > (done - k) // every or done == self.target()
+        ):
+            _, ev = self.built.evaluator(
+                state.params, state.normalizer, int(p.eval_seed_start), int(p.eval_seeds)
+            )
+            self.tb.log_values({f: ev[f] for f in SUMMARY_FIELDS}, done, "eval")
+            best = self.segment["best_success_rate"]
+            if best is None or ev["success_rate"] > best:
+                self.segment["best_success_rate"] = ev["success_rate"]
+                self.segment["best_update"] = done
+                ck.save_checkpoint(self.ckpt_dir / "best", state, self.meta(state, ev))
+        assert self.progress is not None
+        self.progress.update(done, k, rows.iloc[-1].to_dict())
+
+    def meta(self, state: Any, evaluation: dict | None = None) -> dict[str, Any]:
+        return {
+            "settings": self.built.settings,
+            "segment": dict(self.segment),
+            "update": int(state.update),
+            "env_steps": int(state.env_steps),
+            "evaluation": evaluation,
+        }
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+
+
+def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
+    """Train one segment with :func:`prereg.training.loop.train_in_chunks`, then write
+    ``checkpoints/final``, the registered eval, the exported policy and ``summary.json``."""
+    from prereg.training.jaxcache import enable_compilation_cache
+
+    enable_compilation_cache()
+    from prereg.ppo.policy import export_policy
+
+    p = cfg.ppo
+    settings = ppo_settings(cfg)
+    built = build(settings)
+    ckpt_dir = rd.path / "checkpoints"
+    with tensorboard_log.for_run(cfg, rd.path) as tb:  # logger=tensorboard (else a no-op)
+        study = _PPOTraining(cfg, rd, built, tb)
+        try:
+            state, metrics = train_in_chunks(study, rd.path, tb)
+        finally:
+            study.close()
+    ck.save_checkpoint(ckpt_dir / "final", state, study.meta(state))
     evaluation = write_eval(rd.path, built, state, int(cfg.eval.seed_start), int(cfg.eval.n_seeds))
     policy_path = export_policy(
         rd.path / "policies" / "policy",
@@ -278,7 +293,6 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
         settings["tier"],
         meta={"env_id": settings["env_id"], "mixed_lambda": float(p.mixed_lambda)},
     )
-    metrics = pd.concat(frames, ignore_index=True)
     last = metrics.iloc[-1]
     summary = {
         "experiment": "ppo",
@@ -290,7 +304,7 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
         "backend": str(p.backend),
         "updates": int(last["update"]),
         "env_steps": int(last["env_steps"]),
-        "segment": segment,
+        "segment": study.segment,
         "final": {k: float(last[k]) for k in ("entropy", "log_std", "value_loss", "success_rate")},
         "evaluation": evaluation,
         "checkpoint_final": str(ckpt_dir / "final"),
@@ -300,16 +314,6 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
     }
     atomic_write_json(rd.path / "summary.json", summary)
     return summary
-
-
-def _meta(settings: dict, segment: dict, state: Any, evaluation: dict | None = None) -> dict:
-    return {
-        "settings": settings,
-        "segment": dict(segment),
-        "update": int(state.update),
-        "env_steps": int(state.env_steps),
-        "evaluation": evaluation,
-    }
 
 
 def eval_checkpoint(
