@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from helpers import REPO, run_cli
 
-import prereg  # noqa: F401 - registers prereg/MesaDock-v0
+import prereg.ppo.env  # noqa: F401 - registers prereg/MesaDock-v0 (Gymnasium's convention)
 from prereg.ppo.policy import load_policy
 from prereg.training.checkpoints import load_checkpoint
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import prereg  # noqa: F401  (registers prereg/MesaDock-v0)
+import prereg.ppo.env  # noqa: F401  (registers prereg/MesaDock-v0)
 from prereg.ppo.env import ENV_ID
 from prereg.ppo.env.mesadock import (
     DEFAULT_PARAMS,

@@ -1,4 +1,7 @@
-"""Shared plumbing for the verdict plots: the Agg backend, one style, safe atomic PNG writes.
+"""Shared plumbing for the verdict plots: one style, safe atomic PNG writes.
+
+Figures are ``matplotlib.figure.Figure`` objects made directly, never through pyplot, so
+importing or drawing selects no backend and opens no window (nothing global is changed).
 
 A verdict's plots live in ``<sweep dir>/plots/``; :func:`plots_section` draws each one
 independently and returns the Markdown appended to ``verdict.md`` (an image link per PNG, or a
@@ -14,15 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
-
-matplotlib.use("Agg")  # non-interactive: plots are files, never windows
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib import ticker  # noqa: E402
+from matplotlib import ticker
+from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 PLOTS_DIR = "plots"
 DPI = 110
@@ -50,13 +49,15 @@ class SkipPlot(Exception):
 def figure(
     nrows: int = 1, ncols: int = 1, layout: str | None = "constrained", **kwargs: Any
 ) -> tuple[Figure, Any]:
-    """A figure and its axes (``plt.subplots`` in the shared style).
+    """A figure and its axes (like ``plt.subplots``, in the shared style, without pyplot).
 
     ``layout=None`` (then place with ``subplots_adjust``) is several times faster to save than
     the default constrained layout for figures with many log axes.
     """
-    with plt.rc_context(STYLE):
-        return plt.subplots(nrows, ncols, layout=layout, **kwargs)
+    figsize = kwargs.pop("figsize", None)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=figsize, layout=layout)
+        return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def styled(ax: Axes) -> Axes:
@@ -95,15 +96,12 @@ def log_y(ax: Axes) -> Axes:
 
 
 def save_png(fig: Figure, path: Path) -> Path:
-    """Write ``fig`` to ``path`` atomically (unchanged bytes are not rewritten) and close it."""
+    """Write ``fig`` to ``path`` atomically (unchanged bytes are not rewritten)."""
     from prereg.core.atomic import atomic_write_bytes
 
     buf = io.BytesIO()
-    try:
-        with plt.rc_context(STYLE):
-            fig.savefig(buf, dpi=DPI, format="png")
-    finally:
-        plt.close(fig)
+    with matplotlib.rc_context(STYLE):
+        fig.savefig(buf, dpi=DPI, format="png")
     atomic_write_bytes(path, buf.getvalue())
     return path
 
@@ -124,7 +122,6 @@ def plots_section(sweep_dir: Path, specs: Sequence[PlotSpec]) -> str:
         try:
             save_png(draw(), path)
         except Exception as exc:  # noqa: BLE001 - a plot must never break the verdict
-            plt.close("all")
             path.unlink(missing_ok=True)
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             kind = "" if isinstance(exc, SkipPlot) else f"{type(exc).__name__}: "
