@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import functools
 import io
 import itertools
@@ -214,6 +215,9 @@ def wrong_values(t: object) -> st.SearchStrategy[str]:
         return st.sampled_from(["[1,2]", "{a:1}", "[a]"])
     if typing.get_origin(t) is list:
         return idents | st.sampled_from(["{a:1}", "[abc]", "[[1]]", "[{a:1}]"])
+    if isinstance(t, type) and issubclass(t, enum.Enum):  # a closed set of options
+        names = {m.value for m in t} | {m.name for m in t}
+        return idents.filter(lambda v: v not in names) | st.sampled_from(["[1,2]", "{a:1}", "null"])
     raise AssertionError(f"no wrong values for {t}")
 
 

@@ -13,11 +13,11 @@ PROVIDER = "prereg-studies"
 
 
 def _is_prereg_app(search_path: ConfigSearchPath) -> bool:
-    from prereg.core.registration import CONF_DIR
-
+    """Whether the app's primary config is prereg's (``prereg/conf``); imports nothing, so
+    other Hydra apps in the process never load prereg through this plugin."""
     for element in search_path.get_path():
-        path = str(element.path).removeprefix("file://")
-        if path in ("pkg://prereg.conf", str(CONF_DIR)) or path.rstrip("/") == str(CONF_DIR):
+        path = str(element.path).removeprefix("file://").rstrip("/")
+        if path == "pkg://prereg.conf" or path.replace("\\", "/").endswith("/prereg/conf"):
             return True
     return False
 
