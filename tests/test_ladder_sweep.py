@@ -162,7 +162,8 @@ def test_a_plain_ppo_run_takes_a_candidate_by_hand(tmp_path):
         ),
         (
             ["candidate=lr1e4", "ladder.mode=serial"],
-            "ladder.mode: unknown value 'serial' (allowed: sequential, parallel)",
+            "ladder.mode: unknown value 'serial' (did you mean sequential?) "
+            "(allowed: sequential, parallel)",
         ),
         (["candidate=lr1e4", "ppo.lr=5e-4"], "ppo.lr: candidate lr1e4 sets it to 0.0001"),
         (["candidate=lr1e4", "eval=seed_20000"], "eval: the ladder evaluates at the registered"),

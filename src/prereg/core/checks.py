@@ -58,7 +58,7 @@ def at_least(key: str, value: object, low: int) -> int:
 def one_of(key: str, value: object, allowed: tuple[str, ...] | list[str]) -> str:
     """A name from ``allowed``."""
     if value not in allowed:
-        raise ConfigError(key, f"unknown value {value!r}", allowed)
+        raise ConfigError(key, f"unknown value {value!r}", allowed, near=value)
     return str(value)
 
 

@@ -32,3 +32,13 @@ def write_verdict_files(
     atomic_write_json(sweep_dir / "verdict.json", v)
     atomic_write_text(sweep_dir / "verdict.md", text)
     return text
+
+
+def terminal_text(markdown: str, sweep_dir: Path | str) -> str:
+    """A verdict's Markdown for a terminal: its ``## Plots`` section (image links) replaced by
+    one line naming the plots folder and ``verdict.md``, which shows them."""
+    head, sep, _ = markdown.partition("\n## Plots")
+    if not sep:
+        return markdown.rstrip("\n")
+    plots = Path(sweep_dir) / "plots"
+    return f"{head.rstrip()}\n\nPlots: {plots}/ (shown in {Path(sweep_dir) / 'verdict.md'})"

@@ -73,7 +73,9 @@ class VerdictCallback(Callback):
             _raise_if_unwritable(exc, config)
             log.error("verdict could not be computed for %s: %s", sweep_dir, one_line(exc))
             return
-        print(text)
+        from prereg.core.verdict_files import terminal_text
+
+        print(terminal_text(text, sweep_dir))
         print(f"\nverdict written to {sweep_dir / 'verdict.md'} and verdict.json")
 
 

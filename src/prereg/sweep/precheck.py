@@ -51,7 +51,7 @@ def first_unknown(cfg: DictConfig, key: str) -> ConfigError | None:
             return ConfigError(key, "unknown key")
         if part not in node:
             allowed = sorted(k for k in node.keys() if i or k != "hydra")
-            return ConfigError(".".join(parts[: i + 1]), "unknown key", allowed)
+            return ConfigError(".".join(parts[: i + 1]), "unknown key", allowed, near=part)
         node = node._get_node(part)  # noqa: SLF001 - no interpolation is resolved
     return None
 
@@ -165,7 +165,7 @@ def explain(exc: BaseException, loader, config_name: str, job: list[str]) -> Con
     if m:
         group, option = m.group(1), m.group(2)
         problem = f"unknown option {option!r}" if option else "no option given"
-        return ConfigError(group, problem, _options(loader, group))
+        return ConfigError(group, problem, _options(loader, group), near=option or None)
     m = re.search(r"Could not delete from config\. '([^']+)' does not exist", text)
     if m:
         return _unknown_key_error(loader, config_name, job, m.group(1))

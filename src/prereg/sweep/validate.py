@@ -40,7 +40,8 @@ def known_keys(cfg: DictConfig) -> None:
                 if typed:
                     problem = f"unknown key (this study has no {key} section)"
                     raise ConfigError(typed[0], problem) from None
-            raise ConfigError(key, "unknown key", allowed) from None
+            leaf = key.rpartition(".")[2]
+            raise ConfigError(key, "unknown key", allowed, near=leaf) from None
         raise ConfigError(key, simplify_message(exc.msg)) from None
 
 
