@@ -120,9 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the states as JSON")
     p.set_defaults(func=_best_state)
     args = parser.parse_args(argv)
-    if hasattr(args, "sweep_dir") and not Path(args.sweep_dir).is_dir():
-        print(f"error: sweep_dir: {args.sweep_dir} is not a directory", file=sys.stderr)
-        return 2
+    if hasattr(args, "sweep_dir"):
+        from prereg.core.rundirs import not_a_sweep_message
+
+        # a date folder of several sweeps, or `outputs`: refused before anything is written
+        if message := not_a_sweep_message("sweep_dir", args.sweep_dir):
+            print(f"error: {message}", file=sys.stderr)
+            return 2
     return int(args.func(args) or 0)
 
 

@@ -129,3 +129,74 @@ def flatten(data: Any, prefix: str = "", lists: bool = False) -> dict[str, Any]:
 
     walk(data, prefix)
     return out
+
+
+# ------------------------------------------------------------------------------ what a folder is
+def is_sweep_dir(path: Path) -> bool:
+    """A sweep directory: it has ``sweep.json``, or an immediate child is a run directory."""
+    path = Path(path)
+    if (path / "sweep.json").is_file():
+        return True
+    try:
+        children = [c for c in path.iterdir() if c.is_dir() and not c.name.startswith(".")]
+    except OSError:
+        return False
+    return any(_is_run_dir(c) for c in children)
+
+
+def folder_kind(path: str | Path) -> str | None:
+    """``"run"``, ``"sweep"`` or None (a folder holding no prereg sweep or run itself)."""
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    if _is_run_dir(path):
+        return "run"
+    return "sweep" if is_sweep_dir(path) else None
+
+
+def sweep_dirs_under(path: str | Path, max_depth: int = 4, limit: int = 50) -> list[Path]:
+    """Sweep directories below ``path`` (breadth first, not below a sweep, at most ``limit``)."""
+    found: list[Path] = []
+    frontier = [Path(path)]
+    for _ in range(max_depth):
+        nxt = []
+        for d in frontier:
+            try:
+                children = sorted(c for c in d.iterdir() if c.is_dir())
+            except OSError:
+                continue
+            for child in children:
+                if child.name.startswith(".") or _is_run_dir(child):
+                    continue
+                if is_sweep_dir(child):
+                    found.append(child)
+                    if len(found) >= limit:
+                        return found
+                else:
+                    nxt.append(child)
+        frontier = nxt
+    return found
+
+
+def not_a_sweep_message(arg: str, path: str | Path, shown: int = 4) -> str | None:
+    """None when ``path`` is a sweep or run directory; else the one-line refusal (no prefix).
+
+    ``<arg>: <path> holds no prereg sweep or run (hint: the sweep dirs under it are A, B, ...)``
+    """
+    if folder_kind(path) is not None:
+        return None
+    path = Path(path)
+    if not path.is_dir():
+        return f"{arg}: {path} is not a directory"
+    sweeps = sweep_dirs_under(path)
+    if not sweeps:
+        hint = "no run.json or sweep.json found under it"
+    else:
+        names = [str(s) for s in sweeps[:shown]]
+        more = len(sweeps) - shown
+        if more > 0:
+            total = f"{len(sweeps)}+" if len(sweeps) >= 50 else str(len(sweeps))
+            names.append(f"... ({total} in all)")
+        what = "the sweep dir under it is" if len(sweeps) == 1 else "the sweep dirs under it are"
+        hint = f"hint: {what} {', '.join(names)}"
+    return f"{arg}: {path} holds no prereg sweep or run ({hint})"

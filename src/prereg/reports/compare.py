@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from prereg.core.experiments import experiment_or_none
-from prereg.core.rundirs import RunInfo, find_runs, flatten
+from prereg.core.rundirs import RunInfo, find_runs, flatten, load_run, not_a_sweep_message
 
 STATES = ("pending", "running", "completed", "failed", "halted", "skipped")
 REASON_WIDTH = 40  # characters of a reason shown in text/markdown tables (CSV keeps it all)
@@ -245,8 +245,12 @@ def build_table(runs: Sequence[RunInfo], all_config: bool = False) -> Table:
     return Table(columns, rows, text_cols={"reason"})
 
 
+REGISTRATION = "registration"  # the --by column of registration hashes
+
+
 def group_table(table: Table, runs: Sequence[RunInfo], by: str) -> Table:
-    """Aggregate rows by config key ``by``: runs, status counts, mean of numeric columns."""
+    """Aggregate rows by config key ``by`` and registration hash: runs, status counts, mean of
+    numeric columns.  Runs of different registrations are never pooled into one row."""
     if by in table.columns:
         keys = [row[table.columns.index(by)] for row in table.rows]
     else:
@@ -256,8 +260,9 @@ def group_table(table: Table, runs: Sequence[RunInfo], by: str) -> Table:
             raise KeyError(f"no run has key {by!r} (keys: {', '.join(known)})")
         keys = [c.get(by) for c in configs]
     keys = [MISSING if k is None else k for k in keys]
+    hashes = [r.registration_hash or MISSING for r in runs]
     status_i = table.columns.index("status")
-    skip = {"run", "status", "reason", by}
+    skip = {"run", "status", "reason", by, REGISTRATION}
     numeric = [
         i
         for i, c in enumerate(table.columns)
@@ -265,15 +270,16 @@ def group_table(table: Table, runs: Sequence[RunInfo], by: str) -> Table:
     ]
     states = [s for s in STATES if any(row[status_i] == s for row in table.rows)]
     states += sorted({row[status_i] for row in table.rows} - set(states))
-    groups: dict[Any, list[list[Any]]] = {}
-    for key, row in zip(keys, table.rows, strict=True):
-        groups.setdefault(key, []).append(row)
+    groups: dict[tuple[Any, str], list[list[Any]]] = {}
+    for key, h, row in zip(keys, hashes, table.rows, strict=True):
+        groups.setdefault((key, h), []).append(row)
 
-    columns = [by, "runs", *states, *(f"mean({table.columns[i]})" for i in numeric)]
+    columns = [by, REGISTRATION, "runs", *states]
+    columns += [f"mean({table.columns[i]})" for i in numeric]
     rows = []
-    for key in sorted(groups, key=_natural):
-        members = groups[key]
-        row: list[Any] = [key, len(members)]
+    for key, h in sorted(groups, key=lambda g: (_natural(g[0]), g[1])):
+        members = groups[(key, h)]
+        row: list[Any] = [key, h, len(members)]
         row.extend(sum(m[status_i] == s for m in members) for s in states)
         for i in numeric:
             vals = [v for v in (_number(m[i]) for m in members) if v is not None]
@@ -281,6 +287,38 @@ def group_table(table: Table, runs: Sequence[RunInfo], by: str) -> Table:
             row.append(sum(vals) / len(vals) if vals else None)
         rows.append(row)
     return Table(columns, rows)
+
+
+def registrations_warning(runs: Sequence[RunInfo]) -> str | None:
+    """One line naming the registrations when ``runs`` span several (None for one or none)."""
+    from prereg.core.registration import differing_constants
+
+    groups: dict[str, list[RunInfo]] = {}
+    for r in runs:
+        if r.registration_hash:
+            groups.setdefault(r.registration_hash, []).append(r)
+    if len(groups) < 2:
+        return None
+    order = sorted(groups, key=lambda h: (-len(groups[h]), h))
+    regs = {h: next((x for r in groups[h] if isinstance(x := r.read_json("registration.json"),
+                                                          dict)), None)
+            for h in order}  # fmt: skip
+    parts = []
+    for h in order:
+        name = next((str(r.run.get("registration")) for r in groups[h]
+                     if r.run and r.run.get("registration")), None)  # fmt: skip
+        n = len(groups[h])
+        bits = [f"{n} run{'s' if n != 1 else ''}"]
+        first = order[0]
+        if h != first and regs[h] is not None and regs[first] is not None:
+            diff = differing_constants(regs[first], regs[h])
+            if diff:
+                bits.append(f"differs from {first} in {', '.join(diff)}")
+        parts.append(f"{h}{f' {name}' if name else ''} ({'; '.join(bits)})")
+    return (
+        f"these runs span {len(groups)} registrations, kept apart in the "
+        f"'{REGISTRATION}' column (means are never pooled across them): " + ", ".join(parts)
+    )
 
 
 def _natural(value: Any) -> tuple:
@@ -292,14 +330,79 @@ def _natural(value: Any) -> tuple:
     )
 
 
+#: Group choices that name no registered entry (never resolved by ``--diff``).
+UNRESOLVED_GROUPS = frozenset({"experiment", "registration", "schema", "logger", "hydra"})
+
+
+def _group_choices(path: Path, config: dict[str, Any]) -> dict[str, str]:
+    """A run's config-group choices: run.json ``job.choices``, else the composed config's
+    top-level sections that carry a ``name`` (``arm: {name: primary}``)."""
+    run = load_run(path)
+    choices = {k: str(v) for k, v in run.choices.items() if v is not None}
+    for key, node in config.items():
+        if isinstance(node, dict) and isinstance(node.get("name"), str):
+            choices.setdefault(str(key), node["name"])
+    return {k: v for k, v in choices.items() if k not in UNRESOLVED_GROUPS}
+
+
+def resolved_values(path: Path, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What each group choice of a run resolves to in its registration, per group.
+
+    A choice ``arm=primary`` whose registration (``registration.json``, else the composed
+    config's ``registration``) has an entry keyed ``primary`` (``lambdas.primary: 0.01``)
+    resolves to ``{"registration.lambdas[arm]": 0.01}``; nested entries are flattened
+    (``registration.cells[cell].n``, ``registration.candidates[candidate].set.lr``).
+    """
+    reg = load_run(path).read_json("registration.json")
+    if not isinstance(reg, dict):
+        reg = config.get("registration")
+    if not isinstance(reg, dict):
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+
+    def walk(node: Any, where: str, group: str, option: str) -> None:
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            here = f"{where}.{key}"
+            if key == option:
+                label = f"{where}[{group}]"
+                if isinstance(value, dict):
+                    out[group].update(flatten(value, prefix=label, lists=True))
+                else:
+                    out[group][label] = value
+            else:
+                walk(value, here, group, option)
+
+    for group, option in _group_choices(path, config).items():
+        out[group] = {}
+        walk(reg, "registration", group, option)
+    return {g: v for g, v in out.items() if v}
+
+
+def _with_resolved(flat: dict[str, Any], resolved: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``flat`` with each group's resolved values right after its ``<group>.name`` key."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        out[key] = value
+        group = key.removesuffix(".name")
+        if key.endswith(".name") and group in resolved:
+            out.update(resolved[group])
+    for group, values in resolved.items():
+        if f"{group}.name" not in flat:
+            out.update(values)
+    return out
+
+
 def diff_table(a: Path, b: Path) -> Table:
-    """Flattened ``.hydra/config.yaml`` keys whose values differ between runs ``a`` and ``b``."""
+    """Flattened ``.hydra/config.yaml`` keys whose values differ between runs ``a`` and ``b``,
+    with each group choice resolved to its registered values (``registration.lambdas[arm]``)."""
     flats = []
     for path in (a, b):
         data = _read_yaml(path / ".hydra" / "config.yaml")
         if not isinstance(data, dict):
             raise FileNotFoundError(f"{path} has no readable .hydra/config.yaml")
-        flats.append(flatten(data, lists=True))
+        flats.append(_with_resolved(flatten(data, lists=True), resolved_values(path, data)))
     fa, fb = flats
     keys = list(fa) + [k for k in fb if k not in fa]
     absent = object()
@@ -428,8 +531,31 @@ def collect_runs(paths: Sequence[str]) -> tuple[list[RunInfo], list[str]]:
     return [found[p] for p in sorted(found)], bad
 
 
-def compare(paths: Sequence[str], by: str | None = None, fmt: str = "text") -> str:
-    """The compare table as text (raises FileNotFoundError/KeyError on bad input)."""
+def refuse_non_sweeps(paths: Sequence[str], arg: str = "paths") -> str | None:
+    """The one-line refusal for the first path (or glob match) that is a folder holding no
+    prereg sweep or run (a date folder of several sweeps, ``outputs``); None if all are fine."""
+    import glob
+
+    for raw in paths:
+        for match in sorted(glob.glob(str(raw))) or [raw]:
+            if Path(match).is_dir() and (msg := not_a_sweep_message(arg, match)):
+                return msg
+    return None
+
+
+def compare(
+    paths: Sequence[str],
+    by: str | None = None,
+    fmt: str = "text",
+    warnings: list[str] | None = None,
+) -> str:
+    """The compare table as text (raises FileNotFoundError/KeyError on bad input).
+
+    With ``by``, runs are grouped by that key and by registration hash; a warning naming the
+    registrations is appended to ``warnings`` (if given) when the runs span several.
+    """
+    if msg := refuse_non_sweeps(paths):
+        raise FileNotFoundError(msg)
     runs, bad = collect_runs(paths)
     if bad:
         verb = "matches" if len(bad) == 1 else "match"
@@ -437,6 +563,8 @@ def compare(paths: Sequence[str], by: str | None = None, fmt: str = "text") -> s
     table = build_table(runs, all_config=bool(by))
     if by:
         table = group_table(table, runs, by)
+        if warnings is not None and (note := registrations_warning(runs)):
+            warnings.append(note)
     return render(table, fmt)
 
 
@@ -447,6 +575,8 @@ def _error(message: str) -> int:
 
 def _diff(pair: Sequence[str], fmt: str) -> int:
     paths = []
+    if msg := refuse_non_sweeps(pair, "diff"):
+        return _error(msg)
     for raw in pair:
         runs, _ = collect_runs([raw])
         if len(runs) != 1:
@@ -475,11 +605,14 @@ def compare_main(args: argparse.Namespace) -> int:
         return _diff(args.diff, fmt)
     if not args.paths:
         return _error("paths: give at least one run directory, sweep directory or glob")
+    warnings: list[str] = []
     try:
-        text = compare(args.paths, by=getattr(args, "by", None), fmt=fmt)
+        text = compare(args.paths, by=getattr(args, "by", None), fmt=fmt, warnings=warnings)
     except FileNotFoundError as exc:
         return _error(str(exc))
     except KeyError as exc:
         return _error(f"by: {exc.args[0]}")
+    for note in warnings:
+        print(f"warning: {note}", file=sys.stderr)
     print(text)
     return 0
