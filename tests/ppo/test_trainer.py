@@ -96,8 +96,11 @@ def test_tiers_and_init_shapes():
         (dict(clip_range=0.0), "ppo.clip_range"),
         (dict(gamma=1.5), "ppo.gamma"),
         (dict(num_minibatches=3), "ppo.num_minibatches"),
-        (dict(tier="huge"), "ppo.tier"),
-        (dict(anneal_lr=True), "ppo.total_updates"),
+        (dict(tier="huge"), "tier: unknown option 'huge'"),
+        (dict(max_grad_norm=0.0), "ppo.max_grad_norm"),
+        (dict(adam_eps=0.0), "ppo.adam_eps"),
+        (dict(obs_clip=-1.0), "ppo.obs_clip"),
+        (dict(log_std_init=3.0), "ppo.log_std_init"),
     ],
 )
 def test_config_validation(kw, key):

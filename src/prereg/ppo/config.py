@@ -1,7 +1,9 @@
 """PPO's structured configs: run settings, tiers, eval, the Path-B ladder and its registration.
 
 One schema for the three PPO studies (``ppo``, ``ppo_ladder``, ``ppo_eval``); each takes only
-the sections it reads.  :class:`PPOConf` is also the trainer's settings (DESIGN section 6).
+the sections it reads.  :class:`PPOConf` is also the trainer's settings (DESIGN section 6):
+:class:`prereg.ppo.trainer.PPOConfig` is a frozen copy of its fields (plus the tier's name), so
+every default lives here once and every trainer setting is reachable as ``ppo.<key>=...``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ class Progress(Choice):
 
 @dataclass
 class PPOConf:
-    """PPO hyper-parameters and run settings (DESIGN section 6); defaults are the seed's."""
+    """PPO hyper-parameters and run settings (DESIGN section 6); defaults are the seed's.
+
+    The optimiser and policy details CleanRL and SB3 expose are here too, at the values every
+    registered run has used: ``anneal_lr`` (lr falls linearly to 0 over ``updates``; off),
+    ``adam_eps`` (1e-5, CleanRL's), ``log_std_init`` (0: std 1) and ``obs_clip`` (normalised
+    observations clipped to +-10, as Gymnasium's/SB3's normalisers do).
+    """
 
     lr: float = 3e-4
     value_coef: float = 0.5
@@ -56,6 +64,10 @@ class PPOConf:
     eval_seeds: int = 32
     eval_seed_start: int = 10000
     progress: Progress = Progress.auto
+    anneal_lr: bool = False
+    adam_eps: float = 1e-5
+    log_std_init: float = 0.0
+    obs_clip: float = 10.0
 
 
 @dataclass

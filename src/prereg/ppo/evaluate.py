@@ -16,8 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prereg.ppo.config import PPOConf
 from prereg.ppo.networks import actor_mean
-from prereg.ppo.normalizer import OBS_CLIP, NormalizerState, normalize
+from prereg.ppo.normalizer import NormalizerState, normalize
 from prereg.ppo.trainer import make_action_map
 
 EPISODE_FIELDS = ("seed", "success", "terminal_alignment", "steps", "return")
@@ -36,7 +37,13 @@ class Evaluator:
     (or true termination).
     """
 
-    def __init__(self, env, env_params, max_steps: int | None = None, obs_clip: float = OBS_CLIP):
+    def __init__(
+        self,
+        env,
+        env_params,
+        max_steps: int | None = None,
+        obs_clip: float = PPOConf.obs_clip,
+    ):
         self.env = env
         self.env_params = env_params
         self.max_steps = int(max_steps or getattr(env, "max_episode_steps", 0) or 0)

@@ -27,13 +27,10 @@ with freshly reset envs (not bit-identical, unlike the JAX backend).
 
 from __future__ import annotations
 
-import importlib
-
 import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
-from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
 from prereg.ppo.evaluate import summarize_episodes
@@ -50,56 +47,10 @@ from prereg.ppo.trainer import (
     make_update_fn,
     policy_step,
 )
+from prereg.ppo.validate import validate_env_id
 
 _SUCCESS_KEYS = ("success", "is_success")
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
-
-def validate_env_id(env_id: str) -> tuple[spaces.Box, spaces.Box]:
-    """Check ``env_id`` is registered with Box observation and action spaces.
-
-    Accepts ``"module:Env-v0"`` (the module is imported first, as ``gymnasium.make``
-    does); ids in the ``prereg/`` namespace import :mod:`prereg.ppo.env`.  Returns
-    ``(observation_space, action_space)``; raises ``ValueError`` with a one-line
-    message naming ``env.id`` otherwise.
-    """
-    if not isinstance(env_id, str) or not env_id:
-        raise ValueError(f"env.id must be a non-empty string, got {env_id!r}")
-    name = env_id
-    if ":" in env_id:
-        module, name = env_id.split(":", 1)
-        try:
-            importlib.import_module(module)
-        except ImportError as e:
-            raise ValueError(
-                f"env.id={env_id!r}: cannot import {module!r} ({_one_line(e)})"
-            ) from None
-    if name.startswith("prereg/"):
-        importlib.import_module("prereg.ppo.env")
-    try:
-        gymnasium.spec(name)
-    except gymnasium.error.Error as e:
-        raise ValueError(
-            f"env.id={env_id!r} is not a registered Gymnasium environment ({_one_line(e)})"
-        ) from None
-    env = gymnasium.make(name)
-    try:
-        obs_space, act_space = env.observation_space, env.action_space
-    finally:
-        env.close()
-    if not isinstance(act_space, spaces.Box):
-        raise ValueError(
-            f"env.id={env_id!r} has action space {act_space}; PPO here needs a continuous Box"
-        )
-    if not isinstance(obs_space, spaces.Box):
-        raise ValueError(
-            f"env.id={env_id!r} has observation space {obs_space}; PPO here needs a Box"
-        )
-    return obs_space, act_space
+__all__ = ["GymEvaluator", "GymTrainer", "make_gym_trainer", "validate_env_id"]
 
 
 class GymEvaluator:

@@ -29,8 +29,8 @@ import jax
 import numpy as np
 
 from prereg.core.atomic import atomic_write_bytes
+from prereg.ppo.config import PPOConf
 from prereg.ppo.networks import hidden_sizes
-from prereg.ppo.normalizer import OBS_CLIP
 
 FORMAT = "prereg.ppo.policy/1"
 _VAR_EPS = 1e-8  # as in prereg.ppo.normalizer.normalize
@@ -44,7 +44,7 @@ def export_policy(
     meta: dict | None = None,
     action_low=None,
     action_high=None,
-    obs_clip: float = OBS_CLIP,
+    obs_clip: float = PPOConf.obs_clip,
 ) -> Path:
     """Write the deterministic policy of ``params`` + ``normalizer`` to ``path`` (.npz).
 

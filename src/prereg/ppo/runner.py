@@ -63,24 +63,10 @@ def ppo_settings(cfg: DictConfig) -> dict[str, Any]:
 def build(settings: dict[str, Any]) -> Built:
     """Construct the trainer and the deterministic evaluator for ``settings``."""
     from prereg.ppo.evaluate import Evaluator
-    from prereg.ppo.trainer import PPOConfig, make_trainer
+    from prereg.ppo.trainer import make_trainer, trainer_config
 
     p = settings["ppo"]
-    pcfg = PPOConfig(
-        lr=float(p["lr"]),
-        value_coef=float(p["value_coef"]),
-        entropy_coef=float(p["entropy_coef"]),
-        clip_range=float(p["clip_range"]),
-        gamma=float(p["gamma"]),
-        gae_lambda=float(p["gae_lambda"]),
-        num_envs=int(p["num_envs"]),
-        num_steps=int(p["num_steps"]),
-        update_epochs=int(p["update_epochs"]),
-        num_minibatches=int(p["num_minibatches"]),
-        max_grad_norm=float(p["max_grad_norm"]),
-        tier=settings["tier"],
-        seed=int(p["seed"]),
-    )
+    pcfg = trainer_config(p, settings["tier"])  # keys newer than a checkpoint: their defaults
     if p["backend"] == "gymnasium":
         from prereg.ppo.gym_backend import make_gym_trainer
 
@@ -97,7 +83,8 @@ def build(settings: dict[str, Any]) -> Built:
 
     env = MesaDockFuncEnv()
     env_params = DEFAULT_PARAMS.replace(mixed_lambda=float(p["mixed_lambda"]))
-    return Built(make_trainer(env, env_params, pcfg), Evaluator(env, env_params), settings)
+    evaluator = Evaluator(env, env_params, obs_clip=pcfg.obs_clip)
+    return Built(make_trainer(env, env_params, pcfg), evaluator, settings)
 
 
 def write_eval(run_dir: Path, built: Built, state: Any, seed_start: int, n_seeds: int) -> dict:
@@ -292,6 +279,7 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
         state.normalizer,
         settings["tier"],
         meta={"env_id": settings["env_id"], "mixed_lambda": float(p.mixed_lambda)},
+        obs_clip=float(p.obs_clip),
     )
     last = metrics.iloc[-1]
     summary = {

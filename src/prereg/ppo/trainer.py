@@ -38,6 +38,7 @@ The rollout / update split is public so another backend can reuse the same piece
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -47,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from prereg.core.errors import ConfigError
 from prereg.ppo.config import PPOConf
 from prereg.ppo.gae import compute_gae
 from prereg.ppo.networks import (
@@ -58,12 +60,12 @@ from prereg.ppo.networks import (
     init_params,
 )
 from prereg.ppo.normalizer import (
-    OBS_CLIP,
     NormalizerState,
     init_normalizer,
     normalize,
     update_normalizer,
 )
+from prereg.ppo.validate import validate_ppo_knobs
 
 METRIC_NAMES: tuple[str, ...] = (
     "update",
@@ -85,65 +87,60 @@ METRIC_NAMES: tuple[str, ...] = (
 # --------------------------------------------------------------------------- config
 
 
-_SEED_DEFAULTS = PPOConf()  # the seed's defaults live once, in the Hydra schema
+class _TrainerSettings:
+    """What :class:`PPOConfig` adds to its fields: checks when built, and the batch size."""
 
-
-@dataclasses.dataclass(frozen=True)
-class PPOConfig:
-    """The trainer's settings; defaults are the Hydra schema's (``prereg.ppo.config.PPOConf``)."""
-
-    lr: float = _SEED_DEFAULTS.lr
-    value_coef: float = _SEED_DEFAULTS.value_coef
-    entropy_coef: float = _SEED_DEFAULTS.entropy_coef
-    clip_range: float = _SEED_DEFAULTS.clip_range
-    gamma: float = _SEED_DEFAULTS.gamma
-    gae_lambda: float = _SEED_DEFAULTS.gae_lambda
-    num_envs: int = _SEED_DEFAULTS.num_envs
-    num_steps: int = _SEED_DEFAULTS.num_steps
-    update_epochs: int = _SEED_DEFAULTS.update_epochs
-    num_minibatches: int = _SEED_DEFAULTS.num_minibatches
-    max_grad_norm: float = _SEED_DEFAULTS.max_grad_norm
-    tier: str = "medium"
-    seed: int = _SEED_DEFAULTS.seed
-    anneal_lr: bool = False
-    total_updates: int | None = None  # only used (and required) with anneal_lr
-    log_std_init: float = 0.0
-    adam_eps: float = 1e-5
-    obs_clip: float = OBS_CLIP
-
-    def __post_init__(self):
-        def bad(key, why):
-            raise ValueError(f"ppo.{key} {why}, got {getattr(self, key)!r}")
-
-        if not self.lr > 0:
-            bad("lr", "must be > 0")
-        for key in ("value_coef", "entropy_coef", "max_grad_norm"):
-            if not getattr(self, key) >= 0:
-                bad(key, "must be >= 0")
-        if not self.clip_range > 0:
-            bad("clip_range", "must be > 0")
-        for key in ("gamma", "gae_lambda"):
-            if not 0 <= getattr(self, key) <= 1:
-                bad(key, "must be in [0, 1]")
-        for key in ("num_envs", "num_steps", "update_epochs", "num_minibatches"):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                bad(key, "must be an int >= 1")
-        if (self.num_envs * self.num_steps) % self.num_minibatches:
-            bad(
-                "num_minibatches",
-                f"must divide num_envs*num_steps={self.num_envs * self.num_steps}",
-            )
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # Enum fields from plain strings (checkpoint meta)
+            if isinstance(f.default, enum.Enum) and not isinstance(
+                getattr(self, f.name), enum.Enum
+            ):
+                choices = type(f.default)
+                value = getattr(self, f.name)
+                if value not in {c.value for c in choices}:
+                    raise ConfigError(f"ppo.{f.name}", f"unknown option {value!r}", choices)
+                object.__setattr__(self, f.name, choices(value))
+        validate_ppo_knobs(self)  # the command line's checks: the same one-line errors
         if self.tier not in TIERS:
-            bad("tier", f"must be one of {sorted(TIERS)}")
-        if self.anneal_lr and not (self.total_updates and self.total_updates > 0):
-            bad("total_updates", "must be a positive int when anneal_lr is true")
-        if not self.obs_clip > 0:
-            bad("obs_clip", "must be > 0")
+            raise ConfigError("tier", f"unknown option {self.tier!r}", sorted(TIERS), self.tier)
 
     @property
     def batch_size(self) -> int:
         return self.num_envs * self.num_steps
+
+
+def _frozen_view(schema: type, name: str, extra: list, base: type) -> type:
+    """A frozen dataclass with ``schema``'s fields (names, types, defaults), then ``extra``."""
+    fields = [
+        (f.name, f.type, dataclasses.field(default=f.default)) for f in dataclasses.fields(schema)
+    ]
+    return dataclasses.make_dataclass(
+        name, fields + extra, bases=(base,), frozen=True, namespace={"__module__": __name__}
+    )
+
+
+PPOConfig = _frozen_view(PPOConf, "PPOConfig", [("tier", "str", "medium")], _TrainerSettings)
+PPOConfig.__doc__ = """The trainer's settings: a frozen copy of the Hydra schema's ``ppo`` section.
+
+Its fields are :class:`prereg.ppo.config.PPOConf`'s, with the same names, types and defaults
+(there is no second list of them), plus ``tier`` (the name of a tier in
+:data:`prereg.ppo.networks.TIERS`; Hydra keeps it in its own ``tier`` group).  Building one
+runs :func:`prereg.ppo.validate.validate_ppo_knobs`, so a bad value raises the command line's
+one-line :class:`~prereg.core.errors.ConfigError` (a ``ValueError``).  The trainer reads the
+optimisation fields; the run settings (``updates`` aside, the ``anneal_lr`` horizon) are the
+runner's.
+"""
+
+
+def trainer_config(ppo: Any, tier: str) -> Any:
+    """The :class:`PPOConfig` of a ``ppo`` section (a DictConfig, a dict or checkpoint meta).
+
+    Keys the schema does not know are left out, and keys it gained since ``ppo`` was written
+    take their defaults, which are the values runs used before the key existed: a checkpoint
+    written by an older prereg rebuilds the same trainer.
+    """
+    names = {f.name for f in dataclasses.fields(PPOConf)}
+    return PPOConfig(**{k: v for k, v in dict(ppo).items() if k in names}, tier=str(tier))
 
 
 # ----------------------------------------------------------------------- pytrees
@@ -181,9 +178,12 @@ class TrainState:
 
 
 def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
+    """Global-norm clipping then Adam; with ``anneal_lr`` the lr falls linearly to 0 over the
+    ``updates`` updates' minibatch steps (counted by the optimiser state, so a resumed run
+    continues the same schedule)."""
     lr: Any = cfg.lr
     if cfg.anneal_lr:
-        steps = cfg.total_updates * cfg.update_epochs * cfg.num_minibatches
+        steps = cfg.updates * cfg.update_epochs * cfg.num_minibatches
         lr = optax.linear_schedule(cfg.lr, 0.0, steps)
     return optax.chain(
         optax.clip_by_global_norm(cfg.max_grad_norm),
@@ -191,7 +191,9 @@ def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
     )
 
 
-def policy_step(params, normalizer: NormalizerState, raw_obs, key, obs_clip: float = OBS_CLIP):
+def policy_step(
+    params, normalizer: NormalizerState, raw_obs, key, obs_clip: float = PPOConf.obs_clip
+):
     """Act on a batch of raw observations (N, obs_dim).
 
     Merges the batch into the normaliser first, then normalises it with the result.

@@ -2,11 +2,15 @@
 
 Ranges of the PPO knobs, the tier, the eval seeds, the env id for the chosen backend, an
 initial checkpoint, and the Path-B registration (unique candidate orders, registered knobs).
+:func:`validate_ppo_knobs` is also what the trainer's :class:`~prereg.ppo.trainer.PPOConfig`
+runs when it is built, so a Python caller gets the same one-line errors as the command line.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -37,18 +41,35 @@ KNOB_CHECKS: dict[str, Callable[[str, object], float]] = {
 }
 
 
-def validate_ppo_knobs(p: DictConfig) -> None:
-    """The PPO knobs: positive lr and clip range, mixing lambda in [0, 1], sizes that divide."""
+#: SB3's bounds on a Gaussian policy's log std (its SAC clamps log_std to [-20, 2])
+LOG_STD_INIT_RANGE = (-20.0, 2.0)
+
+
+def validate_ppo_knobs(p: Any) -> None:
+    """The PPO knobs: positive lr and clip range, mixing lambda in [0, 1], sizes that divide.
+
+    ``p`` is the ``ppo`` section (a DictConfig) or the trainer's ``PPOConfig``: read by
+    attribute only.
+    """
     for knob, check in KNOB_CHECKS.items():
-        check(f"ppo.{knob}", p[knob])
+        check(f"ppo.{knob}", getattr(p, knob))
     positive("ppo.max_grad_norm", p.max_grad_norm)
+    positive("ppo.adam_eps", p.adam_eps)
+    positive("ppo.obs_clip", p.obs_clip)
+    low, high = LOG_STD_INIT_RANGE
+    if not low <= _number("ppo.log_std_init", p.log_std_init) <= high:
+        raise ConfigError(
+            "ppo.log_std_init", f"must lie in [{low:g}, {high:g}], got {p.log_std_init!r}"
+        )
+    if not isinstance(p.anneal_lr, bool):
+        raise ConfigError("ppo.anneal_lr", f"must be true or false, got {p.anneal_lr!r}")
     unit_interval("ppo.mixed_lambda", p.mixed_lambda)
     unit_interval("ppo.gamma", p.gamma)
     unit_interval("ppo.gae_lambda", p.gae_lambda)
     for key in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "chunk_updates"):
-        at_least(f"ppo.{key}", p[key], 1)
+        at_least(f"ppo.{key}", getattr(p, key), 1)
     for key in ("checkpoint_every", "eval_every"):
-        at_least(f"ppo.{key}", p[key], 1)
+        at_least(f"ppo.{key}", getattr(p, key), 1)
     at_least("ppo.updates", p.updates, 1)
     at_least("ppo.eval_seeds", p.eval_seeds, 1)
     at_least("ppo.eval_seed_start", p.eval_seed_start, 0)
@@ -79,6 +100,13 @@ def validate_ppo_hparams(cfg: DictConfig) -> None:
     validate_env(cfg)
     if p.init_from is not None:
         checkpoint_path("ppo.init_from", p.init_from)
+        if p.anneal_lr:
+            # the schedule counts the optimiser's steps, which a segment carries on from
+            raise ConfigError(
+                "ppo.anneal_lr",
+                "anneals over one run's ppo.updates from a fresh optimiser; "
+                "it cannot continue a segment (ppo.init_from)",
+            )
 
 
 def validate_eval(cfg: DictConfig) -> None:
@@ -100,13 +128,62 @@ def validate_env(cfg: DictConfig) -> None:
                 [MESADOCK_ID],
             )
         return
-    from prereg.ppo.gym_backend import validate_env_id
-
     try:
         validate_env_id(env_id)
     except ValueError as exc:
         message = str(exc).removeprefix("env.id: ").removeprefix("env.id=")
         raise ConfigError("env.id", message) from None
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def validate_env_id(env_id: str) -> tuple[Any, Any]:
+    """Check ``env_id`` is registered with Box observation and action spaces.
+
+    Accepts ``"module:Env-v0"`` (the module is imported first, as ``gymnasium.make``
+    does); ids in the ``prereg/`` namespace import :mod:`prereg.ppo.env`.  Returns
+    ``(observation_space, action_space)``; raises ``ValueError`` with a one-line
+    message naming ``env.id`` otherwise.
+    """
+    import gymnasium
+    from gymnasium import spaces
+
+    if not isinstance(env_id, str) or not env_id:
+        raise ValueError(f"env.id must be a non-empty string, got {env_id!r}")
+    name = env_id
+    if ":" in env_id:
+        module, name = env_id.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ValueError(
+                f"env.id={env_id!r}: cannot import {module!r} ({_one_line(e)})"
+            ) from None
+    if name.startswith("prereg/"):
+        importlib.import_module("prereg.ppo.env")
+    try:
+        gymnasium.spec(name)
+    except gymnasium.error.Error as e:
+        raise ValueError(
+            f"env.id={env_id!r} is not a registered Gymnasium environment ({_one_line(e)})"
+        ) from None
+    env = gymnasium.make(name)
+    try:
+        obs_space, act_space = env.observation_space, env.action_space
+    finally:
+        env.close()
+    if not isinstance(act_space, spaces.Box):
+        raise ValueError(
+            f"env.id={env_id!r} has action space {act_space}; PPO here needs a continuous Box"
+        )
+    if not isinstance(obs_space, spaces.Box):
+        raise ValueError(
+            f"env.id={env_id!r} has observation space {obs_space}; PPO here needs a Box"
+        )
+    return obs_space, act_space
 
 
 def checkpoint_path(key: str, value: object) -> None:
