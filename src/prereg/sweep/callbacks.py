@@ -36,7 +36,10 @@ def write_manifest(config: DictConfig) -> Path:
         "runner": str(config.get("runner", "")),
         "command_overrides": overrides,
         "sweeper": plan.sweeper,
-        "jobs": None if plan.jobs is None else [sorted(job) for job in plan.jobs],
+        # each job's own overrides (Hydra's hydra.overrides.task: its directory name)
+        "jobs": None
+        if plan.jobs is None
+        else [sorted(preflight.task_overrides(job)) for job in plan.jobs],
     }
     atomic_write_json(sweep_dir / "sweep.json", manifest)
     return sweep_dir / "sweep.json"
