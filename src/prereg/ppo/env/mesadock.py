@@ -19,11 +19,15 @@ Two faces of the same environment:
 Seeding contract (relied on by the PPO eval): ``MesaDockEnv.reset(seed=s)`` starts from exactly
 ``MesaDockFuncEnv().initial(jax.random.PRNGKey(s))``. The eval seeds its episodes
 ``seed_start .. seed_start + n - 1`` through the functional path; a user replaying episode ``s`` in
-``gymnasium.make("prereg/MesaDock-v0")`` with ``reset(seed=s)`` sees the same episode. The dynamics
+``gymnasium.make("prereg.ppo.env:prereg/MesaDock-v0")`` with ``reset(seed=s)`` sees the same
+episode. The dynamics
 are deterministic, so the same actions give the same trajectory.
 
 Every difficulty knob is a field of the frozen :class:`MesaDockParams`; change them there (or pass
 overrides: ``MesaDockFuncEnv(success_radius=0.2)``, ``gymnasium.make(ENV_ID, mixed_lambda=0.9)``).
+
+Why one file of ~500 lines: the dynamics, reward, termination and rendering of one env share the
+state layout and the parameters; split apart, each piece would need the other's private layout.
 """
 
 from __future__ import annotations
