@@ -270,7 +270,7 @@ def test_the_verdict_adopts_the_first_passing_candidate_and_lists_the_falsifiers
         "lr1e4": "FAIL (Stage 2)",
         "vc0_25": "ADOPTED",
         "ec0_001": "not graded",
-        "clip0_1": "not graded",
+        "clip0_1": "not run",  # no run directory: never ran, not a failure
     }
     assert [f["candidate"] for f in v["falsifiers"]] == ["lr1e4"]
     assert v["next_command"] == (
@@ -280,7 +280,8 @@ def test_the_verdict_adopts_the_first_passing_candidate_and_lists_the_falsifiers
     md = render_markdown(v)
     assert "**Adopted: vc0_25 (ppo.value_coef=0.25)" in md
     assert "not graded: skipped: skipped for the test" in md
-    assert "not graded: no run in this sweep" in md
+    assert "| not run (no run in this sweep) |" in md
+    assert v["exploratory"] == {"is": False, "why": ""} and "exploratory" not in md
     assert '"Large-tier L-Mixed needs targeted critic control' in md
 
 
@@ -332,7 +333,89 @@ def test_a_changed_constant_is_flagged(tmp_path):
     fake_run(tmp_path, "lr1e4", reg={**REG, "stage2": {**S2, "window": 10}})
     v = compute_verdict(tmp_path)
     assert v["registration"]["differing_constants"] == ["stage2.window"]
-    assert "NOT the registered constants** — differs in stage2.window" in render_markdown(v)
+    assert v["exploratory"] == {"is": True, "why": "stage2.window 10"}
+    md = render_markdown(v)
+    assert "NOT the registered constants** — differs in stage2.window" in md
+    assert md.splitlines()[2].startswith(
+        "**exploratory: not the registered set-up (stage2.window 10)**"
+    )
+
+
+def short_setup(tmp_path, name, **kw):
+    """A run as a tiny ladder leaves it: tier small, 3 updates."""
+    d = fake_run(tmp_path, name, **kw)
+    if (d / "summary.json").exists():
+        summary = json.loads((d / "summary.json").read_text())
+        summary["tier"], summary["segment"]["target_update"] = "small", 3
+        (d / "summary.json").write_text(json.dumps(summary))
+    return d
+
+
+def test_an_exploratory_rejection_headlines_the_set_up_and_acts_on_nothing(tmp_path):
+    for name in ("lr1e4", "vc0_25", "ec0_001", "clip0_1"):
+        short_setup(tmp_path, name, s10000=0.0)
+    v = compute_verdict(tmp_path)
+    assert v["exploratory"] == {"is": True, "why": "tier small, 3 updates"}
+    assert v["decision"]["outcome"] == "rejected"  # what the stages say on this set-up
+    assert v["decision"]["sentence"].startswith("exploratory: not the registered set-up")
+    assert "Path B rejected" not in v["decision"]["sentence"]
+    assert v["falsifiers"] == [] and "path_a" not in v
+    assert v["next_command"] == "python run.py -m experiment=ppo_ladder 'candidate=glob(*)'"
+    md = render_markdown(v)
+    headline = md.splitlines()[2]
+    assert headline.startswith("**exploratory: not the registered set-up (tier small, 3 updates)**")
+    assert "Stage results on this set-up: no candidate passed all three stages." in md
+    assert "Path B rejected" not in md and "Falsifiers" not in md and "Path A" not in md
+    for falsifier in (REG["candidates"][c]["falsifier"] for c in REG["candidates"]):
+        assert falsifier not in md
+    assert "tier large, 1221 updates per candidate" in md
+    assert "```bash\npython run.py -m experiment=ppo_ladder 'candidate=glob(*)'\n```" in md
+
+
+def test_an_exploratory_pass_adopts_nothing(tmp_path):
+    short_setup(tmp_path, "lr1e4")
+    v = compute_verdict(tmp_path)
+    assert v["decision"]["outcome"] == "adopted" and v["exploratory"]["is"]
+    md = render_markdown(v)
+    assert "**Adopted" not in md and "adopts nothing" in v["decision"]["sentence"]
+    assert "lr1e4 is the first candidate in registered order to pass all three stages" in md
+    assert v["next_command"].startswith("python run.py -m experiment=ppo_ladder")
+
+
+def test_exploratory_plot_titles(tmp_path):
+    from prereg.ppo.ladder_plots import plot_curves, plot_stage_table
+    from prereg.ppo.ladder_verdict import load_tables
+
+    for name in ("lr1e4", "vc0_25"):
+        short_setup(tmp_path, name, s10000=0.0, metrics=table(n=3))
+    v = compute_verdict(tmp_path)
+    tables, reg = load_tables(v)
+    want = "exploratory: not the registered set-up (tier small, 3 updates)"
+    for fig in (plot_curves(v, tables, reg), plot_stage_table(v)):
+        assert fig.get_suptitle().splitlines()[0] == want
+
+
+def test_a_short_run_draws_no_empty_panel_no_unused_legend_entry_and_dodges_stars(tmp_path):
+    from prereg.ppo.ladder_plots import plot_curves, plot_stage_table
+    from prereg.ppo.ladder_verdict import load_tables
+
+    for name in ("lr1e4", "vc0_25", "ec0_001"):  # clip0_1 never ran
+        m = table(n=3).assign(env_steps=lambda f: f["update"] * 128, success_rate=float("nan"))
+        short_setup(tmp_path, name, s10000=0.0, metrics=m)
+    v = compute_verdict(tmp_path)
+    assert [r["result"] for r in v["candidates"]][-1] == "not run"
+    tables, reg = load_tables(v)
+    fig = plot_curves(v, tables, reg)
+    ax_s = fig.axes[0]
+    assert any("no training episode ended" in t.get_text() for t in ax_s.texts)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert not any(label.startswith("Stage-2 window") for label in labels)  # none shaded
+    stars = [ln for ln in ax_s.get_lines() if ln.get_marker() == "*"]
+    assert len(stars) == 3
+    xs = [ln.get_transform().transform((ln.get_xdata()[0], ln.get_ydata()[0]))[0] for ln in stars]
+    assert len({round(x) for x in xs}) == 3  # same data point, three places on screen
+    legend = [t.get_text() for t in plot_stage_table(v).axes[0].get_legend().get_texts()]
+    assert legend == ["FAIL", "not reached", "not run"]  # no "PASS" or "not graded" swatch
 
 
 # ---------------------------------------------------------------------------- configuration

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 from pathlib import Path
@@ -140,7 +141,9 @@ def test_ladder_notebook_reproduces_the_stage_table_and_its_figures(ladder_sweep
     shown = texts(nb)
     assert f"{ladder_sweep.resolve()}: 4 run directories" in shown
     md = (ladder_sweep / "verdict.md").read_text()
-    decision = next(line for line in md.splitlines() if line.startswith("**Adopted: lr1e4"))
+    # a tiny ladder of changed constants is exploratory: its sentence adopts nothing
+    decision = json.loads((ladder_sweep / "verdict.json").read_text())["decision"]["sentence"]
+    assert decision.startswith("exploratory: not the registered set-up — lr1e4 is the first")
     assert decision in shown
     stages = md.split("## Stages\n")[1].split("\n## ")[0].strip().splitlines()
     assert len(stages) == 2 + 5, stages  # header, rule, lr1e4's five checks

@@ -138,3 +138,57 @@ def log_safe(values: Sequence[float | None]) -> list[float]:
         ok = x is not None and x == x and 0 < x < float("inf")
         out.append(float(x) if ok else float("nan"))
     return out
+
+
+#: Result colours for text (titles): PASS, FAIL, and a dark grey for incomplete/undecided.
+UNDECIDED_COLOUR = "#555555"
+
+
+def exploratory_note(v: Any, width: int = 120) -> str | None:
+    """``exploratory: not the registered set-up (tier small, 3 updates)`` for a verdict dict
+    whose ``exploratory.is`` is true (shortened to ``width``), None for a registered one."""
+    import textwrap
+
+    e = (v.get("exploratory") if isinstance(v, dict) else None) or {}
+    if not e.get("is"):
+        return None
+    text = f"exploratory: not the registered set-up ({e.get('why') or 'see verdict.md'})"
+    return textwrap.shorten(text, width, placeholder=" ...)")
+
+
+def titled(title: str, v: Any) -> str:
+    """A figure title with the verdict's exploratory note as its first line (if any)."""
+    note = exploratory_note(v)
+    return title if note is None else f"{note}\n{title}"
+
+
+def result_colour(result: str) -> str:
+    """Title colour of a gate result: PASS green, FAIL/NOT red, anything else (incomplete) grey."""
+    if result.startswith(("PASS", "verified", "ADOPTED", "Adopted")):
+        return PASS_COLOUR
+    if result.startswith(("FAIL", "NOT")):
+        return FAIL_COLOUR
+    return UNDECIDED_COLOUR
+
+
+def dodge(points: Sequence[tuple[float, float]], tol: tuple[float, float], step: float = 9.0
+          ) -> list[float]:  # fmt: skip
+    """Horizontal offsets (points) that spread markers drawn at (nearly) the same place.
+
+    Points within ``tol`` (x, y data units) of the first of a cluster share it; a cluster of k
+    markers gets offsets ``step * (i - (k - 1) / 2)``, a lone marker 0.
+    """
+    clusters: list[list[int]] = []
+    for i, (x, y) in enumerate(points):
+        for cluster in clusters:
+            x0, y0 = points[cluster[0]]
+            if abs(x - x0) <= tol[0] and abs(y - y0) <= tol[1]:
+                cluster.append(i)
+                break
+        else:
+            clusters.append([i])
+    out = [0.0] * len(points)
+    for cluster in clusters:
+        for k, i in enumerate(cluster):
+            out[i] = step * (k - (len(cluster) - 1) / 2)
+    return out

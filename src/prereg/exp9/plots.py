@@ -22,7 +22,6 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from prereg.core.plotting import (
-    FAIL_COLOUR,
     PASS_COLOUR,
     PlotSpec,
     SkipPlot,
@@ -30,6 +29,8 @@ from prereg.core.plotting import (
     log_safe,
     log_y,
     plots_section,
+    result_colour,
+    titled,
 )
 from prereg.exp9 import analysis
 
@@ -60,12 +61,19 @@ def _cell_panels(
     arms: Sequence[str],
     tables: Tables,
     thresholds: Sequence[float],
-) -> None:
-    """One cell: KL (top) and rho (bottom) per arm, thresholds and matched crossings."""
+) -> set[int]:
+    """One cell: KL (top) and rho (bottom) per arm, thresholds and matched crossings.
+
+    Returns the indices of the thresholds whose crossing was drawn (for the legend); a cell
+    without runs is one note, no empty axes."""
     present = [a for a in arms if (a, cell) in tables]
+    drawn: set[int] = set()
     if not present:
+        ax_kl.text(0.5, 0.0, "no run of this cell in the sweep (missing)", ha="center",
+                   va="center", transform=ax_kl.transAxes, color="#555555")  # fmt: skip
         for ax in (ax_kl, ax_rho):
-            ax.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+        return drawn
     for arm in present:
         m = tables[(arm, cell)]
         colour = ARM_COLOURS.get(arm, "#CC79A7")
@@ -74,6 +82,7 @@ def _cell_panels(
         for k, hit in enumerate(analysis.crossings(m, thresholds).values()):
             if hit is None:
                 continue
+            drawn.add(k)
             style = {"marker": EPS_MARKERS[k % len(EPS_MARKERS)], "ms": 6.5, "zorder": 5}
             style |= {"mfc": colour, "mec": "white", "mew": 0.8, "ls": "none"}
             ax_kl.plot([hit["step"]], log_safe([hit["kl"]]), **style)
@@ -98,6 +107,7 @@ def _cell_panels(
     ax_rho.set_xlabel("Adam step")
     ax_kl.set_ylabel("KL(q ‖ p_θ)  [nats]")
     ax_rho.set_ylabel("ρ  (dimensionless)")
+    return drawn
 
 
 def plot_trajectories(
@@ -122,34 +132,38 @@ def plot_trajectories(
         gridspec_kw={"height_ratios": ratios, "hspace": 0.12, "wspace": 0.22}, squeeze=False,
     )  # fmt: skip
     height = 4.4 * nrows + 1.1
-    fig.subplots_adjust(left=0.08, right=0.985, top=1 - 0.75 / height, bottom=0.95 / height)
+    head = 1.05 if v.get("exploratory", {}).get("is") else 0.75  # room for a two-line title
+    fig.subplots_adjust(left=0.08, right=0.985, top=1 - head / height, bottom=0.95 / height)
     for k in range(nrows - 1):
         for ax in grid[3 * k + 2]:
             ax.set_visible(False)
+    crossed: set[int] = set()
     for i, cell in enumerate(cells):
         r, c = divmod(i, ncols)
         ax_kl, ax_rho = grid[3 * r, c], grid[3 * r + 1, c]
         ax_rho.sharex(ax_kl)
         ax_kl.set_title(f"cell {cell}", fontweight="bold")
-        _cell_panels(ax_kl, ax_rho, cell, arms, tables, thresholds)
+        crossed |= _cell_panels(ax_kl, ax_rho, cell, arms, tables, thresholds)
     for i in range(len(cells), nrows * ncols):
         r, c = divmod(i, ncols)
         grid[3 * r, c].set_visible(False)
         grid[3 * r + 1, c].set_visible(False)
+    drawn_arms = {a for a, _ in tables}
     handles: list[Any] = [
         Line2D([], [], color=ARM_COLOURS.get(a, "#CC79A7"), lw=1.5, label=_arm_label(a, lambdas))
         for a in arms
+        if a in drawn_arms
     ]
     handles.append(Line2D([], [], color="black", lw=0.8, ls=(0, (4, 3)), label="ε × initial KL"))
     handles += [
         Line2D([], [], marker=EPS_MARKERS[k % len(EPS_MARKERS)], color="#444444", ls="none",
                label=f"matched crossing: first step with KL ≤ {eps:g} × initial KL")
         for k, eps in enumerate(thresholds)
+        if k in crossed
     ]  # fmt: skip
     fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False)
-    fig.suptitle(
-        "exp9: KL (nats) and ρ = ‖g‖² / tr Σ per arm, thresholds and matched crossings (log y)"
-    )
+    title = "exp9: KL (nats) and ρ = ‖g‖² / tr Σ per arm, thresholds and matched crossings (log y)"
+    fig.suptitle(titled(title, v))
     return fig
 
 
@@ -181,11 +195,14 @@ def _ratio_panel(ax: Axes, v: Mapping[str, Any], prim: list[dict], dose: list[di
     hi = max([bar, 1.0, *[r for r in r_p + r_s if not math.isnan(r)]])
     ax.set_ylim(lo / 1.6, hi * 1.6)
     ax.set_ylabel("r = ρ_arm / ρ_baseline at matched KL")
-    verdict = "PASS" if p2["pass"] else "FAIL"
+    verdict = p2.get("result") or ("PASS" if p2["pass"] else "FAIL")
+    registered = f"registered consistency count: {p2['consistency_count']}"
+    if p2["n_pairs"] != p2["expected_pairs"]:
+        registered += f"; {p2['expected_pairs']} pairs registered"
     ax.set_title(
-        f"P2 steering: {verdict} — median {_g(med)} vs bar {bar:g}, "
-        f"count(r > 1) = {p2['count_gt_1']} of {p2['n_pairs']} vs {p2['consistency_count']}",
-        color=PASS_COLOUR if p2["pass"] else FAIL_COLOUR,
+        f"P2 steering: {verdict} — median r {_g(med)} vs bar {bar:g};\n"
+        f"{p2['count_gt_1']} of {p2['n_pairs']} pairs have r > 1 ({registered})",
+        color=result_colour(verdict),
     )
     handles, _ = ax.get_legend_handles_labels()
     handles += [
@@ -241,7 +258,7 @@ def plot_pair_ratios(v: Mapping[str, Any]) -> Figure:
     _split_panel(ax_s, prim, dose, names)
     ax_s.set_xticks(np.arange(len(prim)), [_pair_label(p) for p in prim])
     ax_s.set_xlabel("pair (cell, KL threshold ε × initial KL)")
-    fig.suptitle("exp9: pair ratios at matched KL crossings (log y)")
+    fig.suptitle(titled("exp9: pair ratios at matched KL crossings (log y)", v))
     return fig
 
 

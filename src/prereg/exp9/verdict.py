@@ -33,6 +33,49 @@ def _pf(ok: bool | None) -> str:
     return "not evaluated" if ok is None else ("PASS" if ok else "FAIL")
 
 
+#: Statuses of a run that has finished (its files are final); others have not run (yet).
+FINISHED = ("completed", "failed", "halted")
+
+
+def gate_result(ok: bool, definite_fail: bool, have: int, need: int, unit: str = "runs") -> str:
+    """PASS/FAIL of a gate, or ``incomplete (k of n runs)`` when its inputs are incomplete.
+
+    A failure already seen in the inputs that exist (a non-finite run, a failed comparison) is a
+    FAIL whatever is missing; otherwise missing inputs make the gate incomplete, not FAIL.
+    """
+    if definite_fail:
+        return "FAIL"
+    if have < need:
+        return f"incomplete ({have} of {need} {unit})"
+    return "PASS" if ok else "FAIL"
+
+
+def _combine(results: Sequence[str]) -> str:
+    """A check's result from its gates' results: FAIL, else the first incomplete, else PASS."""
+    if "FAIL" in results:
+        return "FAIL"
+    return next((r for r in results if r.startswith("incomplete")), "PASS")
+
+
+def _dotted(reg: Any, key: str) -> Any:
+    for part in key.split("."):
+        reg = reg.get(part, "<absent>") if isinstance(reg, dict) else "<absent>"
+    return reg
+
+
+def exploratory(status: dict[str, Any], reg: dict[str, Any]) -> dict[str, Any]:
+    """``{"is": bool, "why": "step_cap 100"}``: whether the runs' registration is not the frozen
+    file's (a sweep with ``registration.step_cap=100`` is exploratory, not the registered test)."""
+    why = [f"{k} {_dotted(reg, k)}" for k in status["differing_constants"]]
+    return {"is": not status["registered"], "why": ", ".join(why)}
+
+
+def exploratory_line(v: dict[str, Any]) -> str | None:
+    """``exploratory: not the registered set-up (step_cap 100)``, None for a registered sweep."""
+    e = v.get("exploratory") or {}
+    return f"exploratory: not the registered set-up ({e['why']})" if e.get("is") else None
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0:
         return None
@@ -133,13 +176,23 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
         for k, s in status.items()
         if s != "completed"
     }
+    not_run = missing + [k for k, s in status.items() if s not in FINISHED]
+    out["exploratory"] = exploratory(out["registration"], reg)
     out["runs"] = {
         "expected": len(expected),
         "completed": sum(s == "completed" for s in status.values()),
+        "finished": sum(s in FINISHED for s in status.values()),
         "missing": missing,
+        "not_run": not_run,
         "not_completed": not_done,
         "halted": [k for k, s in status.items() if s == "halted"],
     }
+
+    def finished(key: tuple[str, str]) -> dict[str, Any] | None:
+        """The loaded run of (arm, cell) if it finished (completed, failed, halted)."""
+        x = by_key.get(key)
+        return x if x is not None and x["info"].status in FINISHED else None
+
     gates = reg["gates"]
     thresholds = reg["thresholds"]
 
@@ -147,7 +200,7 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
     finite = {}
     fidelity_rows = []
     for a, c in expected:
-        x = by_key.get((a, c))
+        x = finished((a, c))
         if x is not None and "non-finite" in (x["info"].reason or ""):
             finite[f"{a}/{c}"] = False  # the run stopped at its first NaN/inf (P1 fails)
             continue
@@ -178,9 +231,21 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
     p1_finite = all(v is True for v in finite.values()) and not missing
     p1_fid = len(fidelity_rows) == n_fid_expected and all(r["pass"] for r in fidelity_rows)
     p1_fd = len(fd_rows) == len(cells) and all(r["pass"] for r in fd_rows)
+    checked = sum(v is not None for v in finite.values())
+    fid_runs = len({r["run"] for r in fidelity_rows})
+    results = {
+        "finite": gate_result(p1_finite, False in finite.values(), checked, len(expected)),
+        "fidelity": gate_result(
+            p1_fid, not all(r["pass"] for r in fidelity_rows), fid_runs, len(expected)
+        ),
+        "finite_differences": gate_result(
+            p1_fd, not all(r["pass"] for r in fd_rows), len(fd_rows), len(cells), "cells"
+        ),
+    }
     out["P1"] = {
         "finite": {
             "pass": p1_finite,
+            "result": results["finite"],
             "runs_checked": sum(v is not None for v in finite.values()),
             "non_finite": [k for k, v in finite.items() if v is False],
             "unchecked": [k for k, v in finite.items() if v is None],
@@ -195,6 +260,7 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
             ),
             "rows": fidelity_rows,
             "pass": p1_fid,
+            "result": results["fidelity"],
         },
         "finite_differences": {
             "cells": fd_rows,
@@ -206,10 +272,12 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
                 f" where ||g|| >= {gates['fd_min_grad_norm']:g}"
             ),
             "pass": p1_fd,
+            "result": results["finite_differences"],
         },
     }
     p1 = p1_finite and p1_fid and p1_fd
     out["P1"]["pass"] = p1
+    out["P1"]["result"] = _combine(list(results.values()))
 
     # ------------------------------------------------------------------ P2 (+ dose-response)
     def pairs(arm: str) -> list[dict[str, Any]]:
@@ -254,6 +322,10 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
     median_ok = s["median_ratio"] is not None and s["median_ratio"] >= reg["steering_bar"]
     count_ok = s["count_gt_1"] >= reg["consistency_count"]
     p2 = s["n_pairs"] == n_pairs and median_ok and count_ok
+    p2_keys = [(arm, c) for c in cells for arm in (reg["verdict_arm"], reg["baseline_arm"])]
+    p2_have = sum(finished(k) is not None for k in p2_keys)
+    median_result = gate_result(median_ok, False, p2_have, len(p2_keys))
+    count_result = gate_result(count_ok, False, p2_have, len(p2_keys))
     out["P2"] = {
         "pairs": prim,
         "n_pairs": s["n_pairs"],
@@ -264,13 +336,18 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
         "count_gt_1": s["count_gt_1"],
         "consistency_count": reg["consistency_count"],
         "count_pass": count_ok,
+        "median_result": median_result,
+        "count_result": count_result,
         "pass": p2,
+        "result": gate_result(p2, False, p2_have, len(p2_keys)),
     }
 
     # ------------------------------------------------------------------ P3
     p3_rows = []
     for a, c in expected:
-        x = by_key.get((a, c))
+        x = finished((a, c))
+        if x is None:
+            continue  # never ran (or not finished): listed as missing, not as not crossed
         cr = (
             analysis.crossings(x["metrics"], thresholds)
             if x and x["metrics"] is not None and not x["metrics"].empty
@@ -279,12 +356,16 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
         for eps in thresholds:
             hit = cr.get(str(eps))
             p3_rows.append({"run": f"{a}/{c}", "eps": eps, "step": hit and int(hit["step"])})
-    p3 = not missing and all(r["step"] is not None for r in p3_rows)
+    not_crossed = [f"{r['run']}@{r['eps']}" for r in p3_rows if r["step"] is None]
+    p3 = not not_run and not not_crossed
+    p3_have = len(expected) - len(not_run)
     out["P3"] = {
         "crossings": p3_rows,
         "step_cap": reg["step_cap"],
-        "not_crossed": [f"{r['run']}@{r['eps']}" for r in p3_rows if r["step"] is None],
+        "not_crossed": not_crossed,
+        "missing_runs": not_run,
         "pass": p3,
+        "result": gate_result(p3, bool(not_crossed), p3_have, len(expected)),
     }
 
     # ------------------------------------------------------------------ P4
@@ -300,6 +381,9 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
     failed_cells = int(dd["failed"].notna().sum()) if len(dd) else 0  # "" is read back as NaN
     halted = out["runs"]["halted"]
     p4 = len(dd) == expected_cells and failed_cells == 0 and not halted
+    p4_result = gate_result(
+        p4, bool(failed_cells or halted), len(expected) - len(not_run), len(expected)
+    )
     out["P4"] = {
         "cells": int(len(dd)),
         "expected_cells": expected_cells,
@@ -317,6 +401,7 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
         "min_cheeger_margin": float(dd["cheeger_margin"].min()) if len(dd) else None,
         "gate_cheeger_rel_tol": gates["cheeger_rel_tol"],
         "verified": p4,
+        "result": "verified" if p4 else "NOT verified" if p4_result == "FAIL" else p4_result,
     }
 
     # ------------------------------------------------------------------ outcome
@@ -333,7 +418,19 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
         num = 4
     else:
         num = 0
-    out["outcome"] = {"number": num, "sentence": OUTCOMES[num]}
+    sentence = OUTCOMES[num]
+    if num == 0:
+        n_done = len(expected) - len(not_run)
+        sentence = (
+            f"no verdict: {len(halted)} run(s) HALTed ({', '.join(halted)})"
+            if any_halt
+            else "no verdict: P1 fails"
+            if out["P1"]["result"] == "FAIL"
+            else f"no verdict: the set is incomplete ({n_done} of {len(expected)} runs)"
+            if not_run
+            else OUTCOMES[0]
+        )
+    out["outcome"] = {"number": num, "sentence": sentence}
 
     # ------------------------------------------------------------------ reported only
     dose = pairs(reg["dose_arm"])
@@ -399,6 +496,22 @@ def _dose_item(x: dict[str, Any]) -> str:
     return f"lambda {x['lambda']:g}: {_f(x['median_ratio'])}"
 
 
+def _res(check: dict[str, Any]) -> str:
+    """A check's result: PASS, FAIL or ``incomplete (k of n runs)``."""
+    return check.get("result") or _pf(check.get("pass"))
+
+
+def count_text(p2: dict[str, Any]) -> str:
+    """``5 of 8 pairs have r > 1 (registered consistency count: 7)``."""
+    text = (
+        f"{p2['count_gt_1']} of {p2['n_pairs']} pairs have r > 1 "
+        f"(registered consistency count: {p2['consistency_count']}"
+    )
+    if p2["n_pairs"] != p2["expected_pairs"]:
+        text += f"; {p2['expected_pairs']} pairs registered"
+    return text + ")"
+
+
 def _step(x: int | None) -> str:
     return "—" if x is None else str(x)
 
@@ -412,17 +525,32 @@ def render_markdown(v: dict[str, Any]) -> str:
             lines + [f"**REFUSED**: {v['refused']}", "", f"Outcome 0 — {o['sentence']}"]
         )
     reg, runs = v["registration"], v["runs"]
-    lines += [f"**Outcome {o['number']}** — {o['sentence']}", ""]
+    explore = exploratory_line(v)
+    if explore:
+        lines += [
+            f"**{explore}** — the gates below use this sweep's constants; the outcome is "
+            "not the registered test's verdict.",
+            "",
+        ]
+    tag = " (exploratory)" if explore else ""
+    lines += [f"**Outcome {o['number']}{tag}** — {o['sentence']}", ""]
     lines.append(registration_line(reg))
     lines += ["", f"Runs: {runs['completed']}/{runs['expected']} completed."]
-    if runs["missing"]:
-        lines.append(f"Missing runs: {', '.join(runs['missing'])}.")
+    not_run = runs.get("not_run", runs["missing"])
+    if not_run:
+        state = {k: why.split(":")[0] for k, why in runs["not_completed"].items()}
+        named = [k if k in runs["missing"] else f"{k} ({state.get(k, 'not run')})" for k in not_run]
+        lines.append(
+            f"Missing runs: {', '.join(named)} ({len(not_run)} of the {runs['expected']} "
+            "registered runs never ran or have not finished)."
+        )
     for k, why in runs["not_completed"].items():
-        lines.append(f"Not completed: {k} — {why}")
+        if k not in not_run:
+            lines.append(f"Not completed: {k} — {why}")
 
     p1 = v["P1"]
     fin, fid, fd = p1["finite"], p1["fidelity"], p1["finite_differences"]
-    lines += ["", f"## P1 feasibility + fidelity: {_pf(p1['pass'])}", ""]
+    lines += ["", f"## P1 feasibility + fidelity: {_res(p1)}", ""]
     lines += _table(
         ["check", "figure", "gate", "result"],
         [
@@ -431,20 +559,20 @@ def render_markdown(v: dict[str, Any]) -> str:
                 f"{fin['runs_checked']} runs checked"
                 + (f"; non-finite: {', '.join(fin['non_finite'])}" if fin["non_finite"] else ""),
                 "all finite",
-                _pf(fin["pass"]),
+                _res(fin),
             ],
             [
                 "resolvent vs eigen reference",
                 f"worst rel err {_f(fid['worst_rel_err'])} over {fid['comparisons']}/"
                 f"{fid['expected']} comparisons",
                 fid["gate"],
-                _pf(fid["pass"]),
+                _res(fid),
             ],
             [
                 "autodiff vs central FD",
                 f"worst rel err {_f(fd['worst_rel_err'])} over {len(fd['cells'])} cells",
                 fd["gate"],
-                _pf(fd["pass"]),
+                _res(fd),
             ],
         ],
     )
@@ -452,13 +580,11 @@ def render_markdown(v: dict[str, Any]) -> str:
     p2 = v["P2"]
     lines += [
         "",
-        f"## P2 steering: {_pf(p2['pass'])}",
+        f"## P2 steering: {_res(p2)}",
         "",
         f"- median ratio {_f(p2['median_ratio'])} vs steering bar {p2['steering_bar']}: "
-        f"{_pf(p2['median_pass'])}",
-        f"- count(r > 1) = {p2['count_gt_1']} of {p2['n_pairs']} (expected "
-        f"{p2['expected_pairs']}) vs consistency {p2['consistency_count']}: "
-        f"{_pf(p2['count_pass'])}",
+        f"{p2.get('median_result', _pf(p2['median_pass']))}",
+        f"- {count_text(p2)}: {p2.get('count_result', _pf(p2['count_pass']))}",
         "",
     ]
     lines += _table(
@@ -487,18 +613,23 @@ def render_markdown(v: dict[str, Any]) -> str:
 
     p3 = v["P3"]
     not_crossed = ", ".join(p3["not_crossed"])
+    absent = p3.get("missing_runs") or []
+    crossed = "All runs that ran crossed." if absent else "All crossed."
     lines += [
         "",
-        f"## P3 KL-compatibility: {_pf(p3['pass'])}",
+        f"## P3 KL-compatibility: {_res(p3)}",
         "",
         f"Every arm must cross every threshold within the step cap {p3['step_cap']}. "
-        + (f"Not crossed: {not_crossed}." if p3["not_crossed"] else "All crossed."),
+        + (f"Not crossed: {not_crossed}." if p3["not_crossed"] else crossed),
     ]
+    if absent:
+        lines += ["", f"Missing runs (not counted as not crossed): {', '.join(absent)}."]
 
     p4 = v["P4"]
     cells_ok = p4["cells"] == p4["expected_cells"] and p4["failed_cells"] == 0
     gap_ok = p4["min_gap"] is not None and p4["min_gap"] >= p4["gate_gap"]
-    lines += ["", f"## P4 R4 carry-over: {'verified' if p4['verified'] else 'NOT verified'}", ""]
+    p4_result = p4.get("result", "verified" if p4["verified"] else "NOT verified")
+    lines += ["", f"## P4 R4 carry-over: {p4_result}", ""]
     lines += _table(
         ["check", "figure", "gate", "result"],
         [
@@ -506,7 +637,7 @@ def render_markdown(v: dict[str, Any]) -> str:
                 "diagnostic cells",
                 f"{p4['cells']} of {p4['expected_cells']}, {p4['failed_cells']} out of tolerance",
                 "all present and in tolerance",
-                _pf(cells_ok),
+                p4_result if p4_result.startswith("incomplete") else _pf(cells_ok),
             ],
             [
                 "detailed balance",
@@ -550,8 +681,8 @@ def render_markdown(v: dict[str, Any]) -> str:
         "",
         f"### Dose-response ({d['arm']}, lambda = {d['lambda']})",
         "",
-        f"median ratio {_f(d['median_ratio'])}, count(r > 1) = {d['count_gt_1']} of "
-        f"{d['n_pairs']}; monotone in lambda: {d['monotone_in_lambda']} ("
+        f"median ratio {_f(d['median_ratio'])}, {d['count_gt_1']} of {d['n_pairs']} pairs "
+        f"have r > 1; monotone in lambda: {d['monotone_in_lambda']} ("
         + ", ".join(_dose_item(x) for x in d["medians_by_lambda"])
         + ")",
         "",

@@ -25,11 +25,15 @@ from prereg.core.plotting import (
     FAIL_COLOUR,
     PALETTE,
     PASS_COLOUR,
+    UNDECIDED_COLOUR,
     PlotSpec,
     SkipPlot,
+    dodge,
+    exploratory_note,
     figure,
     log_y,
     plots_section,
+    titled,
 )
 
 if TYPE_CHECKING:
@@ -44,7 +48,9 @@ CELL_COLOURS = {
     "FAIL": "#F6C3A8",
     "not reached": "#E4E4E4",
     "not graded": "#F7F7F7",
+    "not run": "#FFFFFF",
 }
+SHORT_RUN = 20  # a run of at most this many updates gets markers on its curves
 SHORT_LABELS = {1: ["success_rate"], 2: ["entropy[-1]", "Δ log_std", "max value_loss"], 3: ["gap"]}
 Tables = Mapping[str, pd.DataFrame]
 
@@ -70,20 +76,30 @@ def plot_curves(v: Mapping[str, Any], tables: Tables, registration: Mapping[str,
     fig, axes = figure(2, 2, figsize=(11, 7.4), sharex=True)
     ax_s, ax_e, ax_l, ax_v = axes.ravel()
     spans: set[tuple[float, float]] = set()
+    stars: list[tuple[float, float, str]] = []  # (x, y, colour) of each Stage-1 eval
+    success_drawn = False
     for row in rows:
         m = tables[row["candidate"]].sort_values("update")
         colour = PALETTE[(int(row["order"]) - 1) % len(PALETTE)]
         x = _x(m)
+        style = {"marker": "o", "ms": 3.5} if len(m) <= SHORT_RUN else {}
         for ax, col in ((ax_s, "success_rate"), (ax_e, "entropy"), (ax_l, "log_std"),
                         (ax_v, "value_loss")):  # fmt: skip
             if col in m:
-                ax.plot(x, m[col].to_numpy(dtype=float), color=colour, lw=1.2)
+                y = m[col].to_numpy(dtype=float)
+                ax.plot(x, y, color=colour, lw=1.2, **style)
+                success_drawn |= col == "success_rate" and bool(np.isfinite(y).any())
         if len(m) >= window:
             spans.add((float(x[-window]), float(x[-1])))
         stage1 = ((row.get("grade") or {}).get("stages") or [{}])[0]
-        if stage1.get("checks"):
-            ax_s.plot([x[-1]], [stage1["checks"][0]["figure"]], marker="*", ms=13, color=colour,
-                      mec="black", mew=0.6, ls="none", zorder=5, clip_on=False)  # fmt: skip
+        figure_ = (stage1.get("checks") or [{}])[0].get("figure")
+        if figure_ is not None and np.isfinite(figure_):
+            stars.append((float(x[-1]), float(figure_), colour))
+    _stars(ax_s, stars)
+    if not success_drawn:
+        ax_s.text(0.5, 0.62, "no training episode ended:\nsuccess_rate of training episodes "
+                  "undefined", ha="center", va="center", transform=ax_s.transAxes,
+                  color=UNDECIDED_COLOUR, fontsize=8.5)  # fmt: skip
     for lo, hi in sorted(spans):
         for ax in axes.ravel():
             ax.axvspan(lo, hi, color=WINDOW_COLOUR, alpha=0.18, lw=0, zorder=0)
@@ -112,15 +128,32 @@ def plot_curves(v: Mapping[str, Any], tables: Tables, registration: Mapping[str,
                label=f"{_name(r)} — {r['result']}")
         for r in rows
     ]  # fmt: skip
-    handles += [
-        Patch(color=WINDOW_COLOUR, alpha=0.35, label=f"Stage-2 window (final {window} updates)"),
-        Line2D([], [], **gate_style, label="registered gate"),
-        Line2D([], [], marker="*", ms=11, color="#777777", mec="black", mew=0.6, ls="none",
-               label=f"Stage-1 eval success (seed_start {s1['seed_start']})"),
-    ]  # fmt: skip
+    if spans:  # a run shorter than the window has none: no legend entry for it
+        handles.append(Patch(color=WINDOW_COLOUR, alpha=0.35,
+                             label=f"Stage-2 window (final {window} updates)"))  # fmt: skip
+    handles.append(Line2D([], [], **gate_style, label="registered gate"))
+    if stars:
+        label = f"Stage-1 eval success (seed_start {s1['seed_start']}; side by side if equal)"
+        handles.append(Line2D([], [], marker="*", ms=11, color="#777777", mec="black", mew=0.6,
+                              ls="none", label=label))  # fmt: skip
     fig.legend(handles=handles, loc="outside lower center", ncol=2)
-    fig.suptitle("PPO Path-B ladder: learning curves per candidate")
+    fig.suptitle(titled("PPO Path-B ladder: learning curves per candidate", v))
     return fig
+
+
+def _stars(ax: Axes, stars: Sequence[tuple[float, float, str]]) -> None:
+    """Stage-1 eval markers at each run's last x; coinciding ones dodged side by side."""
+    if not stars:
+        return
+    from matplotlib.transforms import offset_copy
+
+    xs = [x for x, _, _ in stars]
+    span = (max(xs) - min(xs)) or max(abs(max(xs)), 1.0)
+    offsets = dodge([(x, y) for x, y, _ in stars], (0.01 * span, 0.015), step=11.0)
+    for (x, y, colour), dx in zip(stars, offsets, strict=True):
+        where = offset_copy(ax.transData, fig=ax.figure, x=dx, y=0, units="points")
+        ax.plot([x], [y], marker="*", ms=13, color=colour, mec="black", mew=0.6, ls="none",
+                zorder=5, clip_on=False, transform=where)  # fmt: skip
 
 
 def _gate_note(ax: Axes, y: float, fmt: str, right: bool = False) -> None:
@@ -147,8 +180,9 @@ def _stage_text(stage: Mapping[str, Any]) -> str:
 def _cells(row: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(text, result key) for Stage 1-3 of a candidate; a not-graded row is one wide cell."""
     if not row["graded"]:
-        reason = textwrap.fill(f"not graded: {row['not_graded_reason']}", 90)
-        return [(reason, "not graded")]
+        key = "not run" if row.get("result") == "not run" else "not graded"
+        reason = textwrap.fill(f"{key}: {row['not_graded_reason']}", 90)
+        return [(reason, key)]
     return [(_stage_text(s), s["result"]) for s in row["grade"]["stages"]]
 
 
@@ -162,8 +196,11 @@ def plot_stage_table(v: Mapping[str, Any]) -> Figure:
     widths = [2.3, 2.9, 3.3, 2.9, 1.6]
     header = ["candidate", "Stage 1", "Stage 2", "Stage 3", "result"]
     row_h = 0.95
-    fig, ax = figure(figsize=(sum(widths) + 0.3, row_h * len(rows) + 1.35), layout=None)
-    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.55 / fig.get_figheight(), bottom=0.02)
+    note = exploratory_note(v)
+    head = 0.85 if note else 0.55  # room for a two-line title
+    fig, ax = figure(figsize=(sum(widths) + 0.3, row_h * len(rows) + 0.8 + head), layout=None)
+    fig.subplots_adjust(left=0.01, right=0.99, top=1 - head / fig.get_figheight(), bottom=0.02)
+    used: set[str] = set()
     ax.set_axis_off()
     edges = np.concatenate([[0.0], np.cumsum(widths)])
     ax.set_xlim(0, edges[-1])
@@ -183,9 +220,10 @@ def plot_stage_table(v: Mapping[str, Any]) -> Figure:
             cells += [(edges[1 + k], edges[2 + k], *c) for k, c in enumerate(stage_cells)]
         result = str(row["result"])
         key = ("PASS" if result in ("PASS", "ADOPTED") else "FAIL" if result.startswith("FAIL")
-               else "not graded")  # fmt: skip
+               else "not run" if result == "not run" else "not graded")  # fmt: skip
         cells.append((edges[4], edges[5], result.replace(" (", "\n("), key))
         for lo, hi, text, key in cells:
+            used.add(key)
             face = CELL_COLOURS.get(key, "white")
             ax.add_patch(Rectangle((lo, top), hi - lo, row_h, facecolor=face, edgecolor="white",
                                    lw=2))  # fmt: skip
@@ -194,13 +232,25 @@ def plot_stage_table(v: Mapping[str, Any]) -> Figure:
                     ha="left" if key == "label" else "center", va="center", fontsize=7.5,
                     fontweight="bold" if bold or result == "ADOPTED" and hi == edges[5]
                     else "normal", linespacing=1.25)  # fmt: skip
-    legend = [Patch(facecolor=c, edgecolor="#BBBBBB", label=k) for k, c in CELL_COLOURS.items()]
+    legend = [Patch(facecolor=c, edgecolor="#BBBBBB", label=k) for k, c in CELL_COLOURS.items()
+              if k in used]  # fmt: skip
     ax.legend(handles=legend, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4,
               frameon=False, fontsize=7.5, borderaxespad=0.1)  # fmt: skip
     colour = PASS_COLOUR if v["decision"]["outcome"] == "adopted" else FAIL_COLOUR
-    fig.suptitle(textwrap.shorten(v["decision"]["sentence"], 110), x=0.01, ha="left",
-                 fontsize=10, color=colour)  # fmt: skip
+    title = textwrap.shorten(v["decision"]["sentence"], 110)
+    if note:  # the stage results, under the exploratory note: neither adopted nor rejected
+        colour = UNDECIDED_COLOUR
+        title = f"{note}\n{_stage_results(v['decision'])}"
+    fig.suptitle(title, x=0.01, ha="left", fontsize=10, color=colour)
     return fig
+
+
+def _stage_results(d: Mapping[str, Any]) -> str:
+    if d["outcome"] == "adopted":
+        return f"stage results: {d['adopted']} is the first candidate to pass all three stages"
+    if d["outcome"] == "rejected":
+        return "stage results: no candidate passed all three stages"
+    return "stage results: not graded yet: " + ", ".join(d.get("ungraded") or [])
 
 
 #: () -> (metrics table per candidate, registration or None)

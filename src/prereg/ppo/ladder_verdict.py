@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from prereg.core.atomic import read_json
+from prereg.core.atomic import json_safe, read_json
 from prereg.core.registration import load_registered, registration_line, registration_status
 from prereg.core.rundirs import RunInfo, by_registration, find_runs
 from prereg.ppo.candidates import registered_names
@@ -37,6 +37,10 @@ LADDER = "ppo_ladder"
 #: The cliff-subset variants run at the adopted hparams (seed 003 section 4, step 6).
 REMAINING_VARIANTS = ("mixed_0_95", "mixed_0_97", "mixed_0_99", "reward_phase3")
 REJECTED = "Path B rejected: fall back to Path A"
+#: The registered ladder's command (a fresh sweep): what an exploratory verdict points to.
+REGISTERED_COMMAND = ["python", "run.py", "-m", f"experiment={LADDER}", "candidate=glob(*)"]
+#: Result of a candidate with no run directory or a job that never started.
+NOT_RUN = "not run"
 
 
 # ------------------------------------------------------------------------------ reading runs
@@ -62,6 +66,27 @@ def _json_dict(path: Path) -> dict[str, Any] | None:
         return None
 
 
+_NONFINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
+#: an eval summary's figures (``prereg.ppo.evaluate.SUMMARY_FIELDS``; no JAX import here)
+SUMMARY_FIELDS = ("success_rate", "mean_terminal_alignment", "mean_steps", "mean_return")
+
+
+def _evaluation(x: Any) -> dict[str, Any] | None:
+    """An eval summary with its figures as numbers: ``null`` (how prereg writes NaN) and the
+    ``"nan"``/``"inf"`` strings of files written before that are NaN / inf."""
+    ev = _dict(x)
+    if ev is None:
+        return None
+    out = dict(ev)
+    for key in SUMMARY_FIELDS:
+        value = out.get(key, 0.0)
+        if value is None:
+            out[key] = float("nan")
+        elif isinstance(value, str) and value in _NONFINITE:
+            out[key] = _NONFINITE[value]
+    return out
+
+
 def grade_run(run: RunInfo, registration: Mapping[str, Any]) -> Grade | str:
     """A completed run's :class:`Grade`, or the reason it is not graded (never raises)."""
     if run.status != "completed":
@@ -83,7 +108,9 @@ def grade_files(path: Path, registration: Mapping[str, Any]) -> Grade | str:
     if metrics is None:
         return "metrics.csv missing or unreadable"
     evals = [
-        _json_dict(path / "logs" / f"evaluation_seed_{registration[s]['seed_start']}.json")
+        _evaluation(
+            _json_dict(path / "logs" / f"evaluation_seed_{registration[s]['seed_start']}.json")
+        )
         for s in ("stage1", "stage3")
     ]
     try:
@@ -100,16 +127,31 @@ def _on_seeds(evaluation: Any, seed_start: int, n_seeds: int) -> bool:
 def collect_states(runs: Sequence[RunInfo], seed_start: int, n_seeds: int) -> list[dict]:
     """Every saved state with an eval on the given seeds: each run's final and best checkpoints.
 
-    An eval-only run (``experiment=ppo_eval``) contributes the checkpoint it evaluated.
+    An eval-only run (``experiment=ppo_eval``) contributes the checkpoint it evaluated (its
+    eval is in its summary; the file went beside the checkpoint).  A checkpoint reached both
+    ways is listed once.
     """
-    keys = ("success_rate", "mean_terminal_alignment", "mean_steps", "mean_return")
-    states = []
+    keys = SUMMARY_FIELDS
+    states: list[dict] = []
+    seen: set[str] = set()
+
+    def add(state: dict[str, Any], evaluation: dict[str, Any]) -> None:
+        if state["checkpoint"]:
+            where = str(Path(state["checkpoint"]).resolve())
+            if where in seen:
+                return
+            seen.add(where)
+        states.append({**state, **{k: evaluation.get(k) for k in keys}})
+
     for run in runs:
         summary = run.summary or {}
-        ev = run.read_json(f"logs/evaluation_seed_{seed_start}.json")
+        eval_only = summary.get("experiment") == "ppo_eval"
+        ev = _evaluation(run.read_json(f"logs/evaluation_seed_{seed_start}.json"))
+        if eval_only and ev is None:
+            ev = _evaluation(summary.get("evaluation"))
         if _on_seeds(ev, seed_start, n_seeds):
-            eval_only = summary.get("experiment") == "ppo_eval"
-            states.append(
+            assert ev is not None
+            add(
                 {
                     "run": str(run.path),
                     "state": "evaluated checkpoint" if eval_only else "final",
@@ -118,20 +160,22 @@ def collect_states(runs: Sequence[RunInfo], seed_start: int, n_seeds: int) -> li
                     else str(run.path / "checkpoints" / "final"),
                     "update": summary.get("update" if eval_only else "updates"),
                     "env_steps": summary.get("env_steps"),
-                    **{k: ev.get(k) for k in keys},
-                }
+                },
+                ev,
             )
         meta = (_dict(run.read_json("checkpoints/best/checkpoint.json")) or {}).get("meta") or {}
-        if _on_seeds(meta.get("evaluation"), seed_start, n_seeds):
-            states.append(
+        best = _evaluation(meta.get("evaluation"))
+        if _on_seeds(best, seed_start, n_seeds):
+            assert best is not None
+            add(
                 {
                     "run": str(run.path),
                     "state": "best",
                     "checkpoint": str(run.path / "checkpoints" / "best"),
                     "update": meta.get("update"),
                     "env_steps": meta.get("env_steps"),
-                    **{k: meta["evaluation"].get(k) for k in keys},
-                }
+                },
+                best,
             )
     return states
 
@@ -178,6 +222,44 @@ def _setup_deviations(runs: Sequence[RunInfo], reg: Mapping[str, Any]) -> list[s
         if seg.get("init_from"):
             out.append(f"continued from {seg['init_from']} (registered: a fresh run)")
     return sorted(set(out))
+
+
+def _dotted(reg: Any, key: str) -> Any:
+    for part in key.split("."):
+        reg = reg.get(part, "<absent>") if isinstance(reg, dict) else "<absent>"
+    return reg
+
+
+def _exploratory(
+    runs: Sequence[RunInfo], reg: Mapping[str, Any], status: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``{"is": bool, "why": "tier small, 3 updates"}``: whether the runs are not the registered
+    set-up (variant, tier, updates, a fresh run) or not the frozen registration's constants."""
+    why: list[str] = []
+    for run in runs:
+        s = run.summary or {}
+        seg = s.get("segment") or {}
+        if s.get("variant") is not None and s["variant"] != reg["variant"]:
+            why.append(f"variant {s['variant']}")
+        if s.get("tier") is not None and s["tier"] != reg["tier"]:
+            why.append(f"tier {s['tier']}")
+        if "target_update" in seg:
+            trained = int(seg["target_update"]) - int(seg.get("start_update", 0))
+            if trained != reg["updates"]:
+                why.append(f"{trained} updates")
+        if seg.get("init_from"):
+            why.append("a continued run")
+    why = list(dict.fromkeys(why))  # first-seen order, no repeats
+    why += [f"{k} {_dotted(reg, k)}" for k in status["differing_constants"]]
+    return {"is": bool(why), "why": ", ".join(why)}
+
+
+def registered_command(reg: Mapping[str, Any]) -> str:
+    """The registered ladder as a fresh sweep (the registration by name if not the default)."""
+    parts = list(REGISTERED_COMMAND)
+    if reg.get("name") and reg["name"] != "ppo_pathb_v1":
+        parts.append(f"registration={reg['name']}")
+    return shlex.join(parts)
 
 
 def _next_command(
@@ -228,10 +310,13 @@ def _candidates(
         found = by_candidate.get(name, [])
         if not found:
             g: Grade | str = "no run in this sweep"
+            ran = False
         elif len(found) > 1:
             g = f"{len(found)} runs for one candidate: {', '.join(r.path.name for r in found)}"
         else:
             g = grade_run(found[0], reg)
+        if found:
+            ran = not (len(found) == 1 and found[0].status == "pending")
         rows.append((name, g))
         table.append(
             {
@@ -242,6 +327,7 @@ def _candidates(
                 "run": str(found[0].path) if len(found) == 1 else None,
                 "status": found[0].status if len(found) == 1 else None,
                 "graded": isinstance(g, Grade),
+                "ran": ran,
                 "not_graded_reason": None if isinstance(g, Grade) else g,
                 "grade": g.to_dict() if isinstance(g, Grade) else None,
             }
@@ -251,6 +337,8 @@ def _candidates(
         row["result"] = (
             "ADOPTED"
             if row["candidate"] == decision.adopted
+            else NOT_RUN
+            if not row["ran"]
             else "not graded"
             if not row["graded"]
             else "PASS"
@@ -260,7 +348,17 @@ def _candidates(
     return table, decision
 
 
-def _sentence(decision: Decision, reg: Mapping[str, Any]) -> str:
+def _sentence(decision: Decision, reg: Mapping[str, Any], exploratory: bool = False) -> str:
+    if exploratory:  # stage results on this set-up, never an adoption or a rejection
+        note = "exploratory: not the registered set-up"
+        if decision.outcome == "adopted":
+            return (
+                f"{note} — {decision.adopted} is the first candidate to pass all three stages "
+                "on this set-up (adopts nothing)"
+            )
+        if decision.outcome == "rejected":
+            return f"{note} — no candidate passed all three stages on this set-up (rejects nothing)"
+        return f"{note} — not graded on this set-up: " + ", ".join(decision.ungraded)
     if decision.outcome == "adopted":
         change = _set_text(reg["candidates"][decision.adopted]["set"])
         return (
@@ -302,26 +400,38 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
     out["registration"] = status
     pool = groups[hashes[0]] + groups.get(None, [])
     table, decision = _candidates(reg, pool)
+    explore = _exploratory(pool, reg, status)
+    out["exploratory"] = explore
+    try:  # the frozen file's set-up: what the next command of an exploratory verdict runs
+        frozen = load_registered(str(status["name"]))
+    except OSError:
+        frozen = dict(reg)
+    out["registered_setup"] = {k: frozen.get(k) for k in ("variant", "tier", "updates")}
     out["candidates"] = table
     out["decision"] = {
         "outcome": decision.outcome,
         "adopted": decision.adopted,
         "ungraded": list(decision.ungraded),
-        "sentence": _sentence(decision, reg),
+        "sentence": _sentence(decision, reg, explore["is"]),
     }
+    # an exploratory verdict quotes no registered falsifier as a finding and acts on nothing
     out["falsifiers"] = [
         {"candidate": r["candidate"], "failed_stage": r["grade"]["failed_stage"],
          "falsifier": r["falsifier"]}
         for r in table
-        if r["graded"] and not r["grade"]["passed"]
+        if r["graded"] and not r["grade"]["passed"] and not explore["is"]
     ]  # fmt: skip
     out["setup_deviations"] = _setup_deviations(pool, reg)
-    if decision.outcome == "rejected":
+    if decision.outcome == "rejected" and not explore["is"]:
         out["path_a"] = path_a(
             pool, int(reg["stage1"]["seed_start"]), int(reg["stage1"]["n_seeds"])
         )
-    out["next_command"] = _next_command(
-        decision.outcome, decision.adopted, reg, status["differing_constants"], sweep_dir
+    out["next_command"] = (
+        registered_command(reg)
+        if explore["is"]
+        else _next_command(
+            decision.outcome, decision.adopted, reg, status["differing_constants"], sweep_dir
+        )
     )
     return out
 
@@ -375,13 +485,44 @@ def render_path_a(pa: Mapping[str, Any]) -> list[str]:
     )  # fmt: skip
 
 
+def _exploratory_result(d: Mapping[str, Any]) -> str:
+    """The stage results of an exploratory ladder in one plain (not bold) sentence."""
+    if d["outcome"] == "adopted":
+        return (
+            f"Stage results on this set-up: {d['adopted']} is the first candidate in registered "
+            "order to pass all three stages."
+        )
+    if d["outcome"] == "rejected":
+        return "Stage results on this set-up: no candidate passed all three stages."
+    return "Stage results on this set-up: not graded yet: " + ", ".join(d["ungraded"]) + "."
+
+
+def _result_cell(r: Mapping[str, Any]) -> str:
+    if r["graded"]:
+        return r["result"]
+    if r["result"] == NOT_RUN:
+        return f"{NOT_RUN} ({r['not_graded_reason']})"
+    return f"{r['result']}: {r['not_graded_reason']}"
+
+
 def render_markdown(v: Mapping[str, Any]) -> str:
     """verdict.md: a row per candidate with each stage's figures, gates and PASS/FAIL."""
     lines = [f"# PPO Path-B ladder verdict — {v['sweep_dir']}", ""]
     if "refused" in v:
         return "\n".join(lines + [f"**REFUSED**: {v['refused']}", ""])
     d = v["decision"]
-    lines += [f"**{d['sentence']}**", "", registration_line(v["registration"])]
+    explore = v.get("exploratory") or {}
+    if explore.get("is"):
+        lines += [
+            f"**exploratory: not the registered set-up ({explore['why']})** — the stage "
+            "results below are reported as measured; they adopt or reject no candidate.",
+            "",
+            _exploratory_result(d),
+            "",
+            registration_line(v["registration"]),
+        ]
+    else:
+        lines += [f"**{d['sentence']}**", "", registration_line(v["registration"])]
     if v["setup_deviations"]:
         lines.append(
             "Run set-up: **not the registered set-up** — " + "; ".join(v["setup_deviations"]) + "."
@@ -399,7 +540,7 @@ def render_markdown(v: Mapping[str, Any]) -> str:
                     if r["graded"]
                     else ["—", "—", "—"]
                 ),
-                r["result"] + ("" if r["graded"] else f": {r['not_graded_reason']}"),
+                _result_cell(r),
             ]
             for r in v["candidates"]
         ],
@@ -427,7 +568,15 @@ def render_markdown(v: Mapping[str, Any]) -> str:
         lines += ["", "## Path A: best state across these runs", ""]
         lines += render_path_a(v["path_a"])
     lines += ["", "## Next command", ""]
-    if d["outcome"] == "rejected":
+    if explore.get("is"):
+        setup = v.get("registered_setup") or {}
+        lines += [
+            "This sweep is exploratory; the registered ladder (variant "
+            f"{setup.get('variant')}, tier {setup.get('tier')}, {setup.get('updates')} updates "
+            "per candidate) is:",
+            "",
+        ]
+    elif d["outcome"] == "rejected":
         lines += [
             "Path A: the remaining variants at the default hparams, with best-state discipline "
             "(`python -m prereg best-state <run dirs>` picks each chain's best state):",
@@ -471,5 +620,5 @@ def best_state_report(paths: Sequence[str | Path], as_json: bool = False) -> tup
     runs = find_runs(list(paths))
     seed_start, n_seeds = stage1_seeds(runs)
     pa = path_a(runs, seed_start, n_seeds)
-    text = json.dumps(pa, indent=2) if as_json else "\n".join(render_path_a(pa))
+    text = json.dumps(json_safe(pa), indent=2) if as_json else "\n".join(render_path_a(pa))
     return text, 0 if pa["best"] is not None else 1
