@@ -50,6 +50,10 @@ def test_an_incomplete_registered_sweep_marks_every_gate_incomplete(tmp_path):
     cells_row = next(line for line in md.splitlines() if line.startswith("| diagnostic cells"))
     assert cells_row.endswith("| incomplete (2 of 12 runs) |")
     assert "exploratory" not in md
+    fig = plot_pair_ratios(v)  # no secondary run: no secondary marker or bars, no legend entry
+    labels = [t.get_text() for ax in fig.axes[:2] for t in ax.get_legend().get_texts()]
+    assert labels and not any("secondary" in label for label in labels)
+    assert "of 2 pairs have r > 1 (registered consistency count: 7" in fig.axes[0].get_title()
 
 
 def test_a_running_job_is_missing_and_a_non_finite_run_still_fails_p1(tmp_path):

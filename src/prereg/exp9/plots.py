@@ -205,12 +205,21 @@ def _ratio_panel(ax: Axes, v: Mapping[str, Any], prim: list[dict], dose: list[di
         color=result_colour(verdict),
     )
     handles, _ = ax.get_legend_handles_labels()
-    handles += [
-        Line2D([], [], marker="o", ls="none", mfc="#D55E00", mec="black", ms=7,
-               label=f"{v['P2'].get('arm', 'primary')} r (grey where r ≤ 1)"),
-        Line2D([], [], marker="D", ls="none", mfc="none", mec="#0072B2", mew=1.3, ms=6,
-               label=f"{d['arm']} r (reported only)"),
-    ]  # fmt: skip
+    handles.append(
+        Line2D(
+            [],
+            [],
+            marker="o",
+            ls="none",
+            mfc="#D55E00",
+            mec="black",
+            ms=7,
+            label=f"{v['P2'].get('arm', 'primary')} r (grey where r ≤ 1)",
+        )
+    )
+    if any(not math.isnan(r) for r in r_s):  # no legend entry for an arm with no ratio drawn
+        handles.append(Line2D([], [], marker="D", ls="none", mfc="none", mec="#0072B2", mew=1.3,
+                              ms=6, label=f"{d['arm']} r (reported only)"))  # fmt: skip
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
@@ -231,6 +240,8 @@ def _split_panel(ax: Axes, prim: list[dict], dose: list[dict], names: tuple[str,
     values: list[float] = []
     for rows, key, off, colour, hatch, label in series:
         vals = np.array(log_safe([p[key] for p in rows]), dtype=float)
+        if np.isnan(vals).all():
+            continue  # nothing to draw: no bars, no legend entry
         values += [float(y) for y in vals if not math.isnan(y)]
         face = colour if hatch is None else "white"
         ax.bar(x + off * w, np.where(np.isnan(vals), 0, vals - 1), w, bottom=1.0, color=face,
