@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,7 +36,33 @@ def trained(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ppo") / "run"
     proc = run_cli(*TINY, "ppo.updates=6", f"hydra.run.dir={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    (out.parent / "stdout.txt").write_text(proc.stdout)
     return out
+
+
+def closing_lines(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("run ")]
+
+
+@pytest.mark.slow
+def test_a_ppo_single_run_ends_with_its_folder_and_eval_success(trained):
+    summary = json.loads((trained / "summary.json").read_text())
+    ev = summary["evaluation"]
+    k = round(ev["success_rate"] * 32)
+    assert closing_lines((trained.parent / "stdout.txt").read_text()) == [
+        f"run {trained}: completed — eval success {k}/32 = {ev['success_rate']:.3f} at "
+        f"seed_start 10000, mean return {ev['mean_return']:.4g}"
+    ]
+    # NaN is null in JSON (success_rate is NaN in an update where no episode ended)
+    text = (trained / "summary.json").read_text()
+    assert "nan" not in text.lower()
+    rate = summary["final"]["success_rate"]
+    assert rate is None or 0 <= rate <= 1
+    # every trainer setting is in the checkpoint's settings, at the schema's defaults
+    _, meta = load_checkpoint(trained / "checkpoints" / "final")
+    stored = meta["settings"]["ppo"]
+    assert (stored["anneal_lr"], stored["adam_eps"], stored["log_std_init"]) == (False, 1e-5, 0)
+    assert stored["obs_clip"] == 10.0
 
 
 @pytest.mark.slow
@@ -87,6 +114,57 @@ def test_eval_only_mode_is_deterministic(trained, tmp_path):
         outs.append((out / "logs" / "evaluation_seed_20000.json").read_text())
     assert outs[0] == outs[1]
     assert json.loads(outs[0])["n_seeds"] == 32 and json.loads(outs[0])["seed_start"] == 20000
+
+
+@pytest.mark.slow
+def test_eval_only_writes_beside_the_checkpoint_prints_and_never_overwrites(trained, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    record = (run / "run.json").read_text()
+    logs = run / "logs"
+
+    def evaluate(*args: str) -> str:
+        proc = run_cli("experiment=ppo_eval", *args, cwd=tmp_path)  # no hydra.run.dir
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        lines = closing_lines(proc.stdout)
+        assert len(lines) == 1, proc.stdout
+        return lines[0]
+
+    final, best = run / "checkpoints" / "final", run / "checkpoints" / "best"
+    line = evaluate("eval=seed_20000", f"checkpoint={final}")
+    written = logs / "evaluation_seed_20000.json"
+    ev = json.loads(written.read_text())
+    assert (logs / "evaluation_seed_20000_episodes.csv").exists()
+    assert line.endswith(f"mean return {ev['mean_return']:.4g}; wrote {written}")
+    assert f": completed — eval success {round(ev['success_rate'] * 32)}/32 = " in line
+    # the eval job's own directory (Hydra's, under the working directory) records the job
+    job = Path(line.split()[1].rstrip(":"))
+    assert job.parent.parent == tmp_path / "outputs"
+    assert json.loads((job / "run.json").read_text())["status"] == "completed"
+    job_summary = json.loads((job / "summary.json").read_text())
+    assert job_summary["evaluation_file"] == str(written) and job_summary["evaluation"] == ev
+    assert not (job / "logs" / "evaluation_seed_20000.json").exists()
+    assert (run / "run.json").read_text() == record  # the training run's record is untouched
+
+    # the same seeds again: the same result, said so, nothing rewritten
+    mtime = written.stat().st_mtime_ns
+    line = evaluate("eval=seed_20000", f"checkpoint={final}")
+    assert line.endswith(f"; {written} already holds this result (identical; not rewritten)")
+    assert written.stat().st_mtime_ns == mtime
+
+    # another result for a file that exists: written beside it, the original kept
+    original = (logs / "evaluation_seed_10000.json").read_text()
+    line = evaluate("eval=seed_10000", "eval.n_seeds=8", f"checkpoint={final}")
+    beside = logs / "evaluation_seed_10000_2.json"
+    assert line.endswith(
+        f"; wrote {beside} (evaluation_seed_10000.json there holds a different result)"
+    )
+    assert json.loads(beside.read_text())["n_seeds"] == 8
+    assert (logs / "evaluation_seed_10000.json").read_text() == original
+
+    # a checkpoint other than final is named, so the unsuffixed files stay the final state's
+    line = evaluate("eval=seed_20000", f"checkpoint={best}")
+    assert line.endswith(f"; wrote {logs / 'evaluation_seed_20000_best.json'}")
 
 
 @pytest.mark.slow

@@ -171,26 +171,31 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _json_safe(obj: Any) -> Any:
-    """Replace non-finite floats by None-compatible strings so the JSON stays standard."""
+def json_safe(obj: Any) -> Any:
+    """``obj`` as standard JSON values: NaN and +-inf become ``null`` (JSON has no NaN).
+
+    :func:`atomic_write_json` writes through it; JSON printed to stdout should go through it too.
+
+    A reader takes ``null`` for a figure as missing / NaN; files written before this rule
+    hold the strings ``"nan"``/``"inf"``/``"-inf"`` instead.
+    """
     if isinstance(obj, float):
-        if math.isfinite(obj):
-            return obj
-        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+        return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if hasattr(obj, "item") and getattr(obj, "shape", None) == ():
-        return _json_safe(obj.item())
+        return json_safe(obj.item())
     if hasattr(obj, "tolist"):
-        return _json_safe(obj.tolist())
+        return json_safe(obj.tolist())
     return obj
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented standard JSON (non-finite floats as strings), atomically."""
-    atomic_write_text(path, json.dumps(_json_safe(obj), indent=2, sort_keys=False) + "\n")
+    """Write ``obj`` as indented standard JSON (NaN/inf as ``null``), atomically."""
+    text = json.dumps(json_safe(obj), indent=2, sort_keys=False, allow_nan=False)
+    atomic_write_text(path, text + "\n")
 
 
 def atomic_write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> None:

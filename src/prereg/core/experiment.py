@@ -92,6 +92,9 @@ class Experiment:
       study's config groups (``experiment/<name>.yaml``, its registration, its own option
       groups), appended to prereg's config search path by the ``hydra_plugins.prereg_studies``
       plugin (None: prereg's own studies, whose groups are in ``prereg/conf``).
+    - ``headline``: ``(summary) -> str``, the run's headline figures, closing the one line a
+      single run prints at its end (``run <dir>: completed — <headline>``; None: the
+      directory and status only).
     """
 
     name: str
@@ -104,6 +107,7 @@ class Experiment:
     sweep_order: Callable[[Any, str, Sequence[str]], list[str] | None] | str | None = None
     conf: str | None = None
     description: str = ""
+    headline: Callable[[dict[str, Any]], str] | str | None = None
 
     def runner(self) -> Callable[..., dict[str, Any]]:
         """The run function, imported now."""
@@ -120,3 +124,6 @@ class Experiment:
 
     def order_function(self) -> Callable[..., list[str] | None] | None:
         return resolve(self.sweep_order) if self.sweep_order is not None else None
+
+    def headline_function(self) -> Callable[[dict[str, Any]], str] | None:
+        return resolve(self.headline) if self.headline is not None else None

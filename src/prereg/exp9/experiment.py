@@ -21,6 +21,15 @@ def figures(summary: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def headline(summary: dict[str, Any]) -> str:
+    """exp9's closing figures: KL and rho at the last step, then their final-window medians."""
+    return (
+        f"final KL {summary['last_kl']:.4g}, rho {summary['last_rho']:.4g} at step "
+        f"{int(summary['last_step'])} (final-window medians: KL {summary['median_kl']:.4g}, "
+        f"rho {summary['median_rho']:.4g})"
+    )
+
+
 EXPERIMENTS = [
     Experiment(
         name="exp9",
@@ -31,5 +40,6 @@ EXPERIMENTS = [
         validate="prereg.exp9.validate:validate",
         verdict="prereg.exp9.verdict:write_verdict",
         figures=figures,
+        headline=headline,
     )
 ]

@@ -8,14 +8,24 @@ vmapped inside one jitted ``lax.scan`` of ``max_steps`` steps; an episode stops 
 its first termination or truncation (or at ``max_steps``) and is frozen afterwards.
 
 Same params, normaliser, env params and seeds give identical outputs.
+
+:func:`place_eval` writes an evaluation's files (``logs/evaluation_seed_<start>.json`` and the
+per-episode CSV) without ever replacing a different result.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
+from prereg.core.atomic import atomic_write_csv, atomic_write_json, read_json
 from prereg.ppo.config import PPOConf
 from prereg.ppo.networks import actor_mean
 from prereg.ppo.normalizer import NormalizerState, normalize
@@ -171,3 +181,45 @@ def episodes_to_rows(episodes: dict) -> list[dict]:
         }
         for i in range(n)
     ]
+
+
+def _as_json(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """``evaluation`` as it reads back from its JSON file (NaN/inf are ``null``)."""
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v
+        for k, v in evaluation.items()
+    }
+
+
+def place_eval(
+    run_dir: Path, evaluation: dict[str, Any], rows: pd.DataFrame, stem: str
+) -> tuple[Path, str]:
+    """Write an eval as ``run_dir/logs/<stem>.json`` (+ ``<stem>_episodes.csv``), never over
+    a different one: (the file holding it, a note saying what happened).
+
+    If ``<stem>.json`` already holds the same result nothing is written; if it holds another,
+    the eval goes beside it as ``<stem>_2.json`` (``_3``, ... : the first free or identical).
+    """
+    logs, wanted = run_dir / "logs", _as_json(evaluation)
+    first = logs / f"{stem}.json"
+    for k in itertools.count(1):
+        name = stem if k == 1 else f"{stem}_{k}"
+        path = logs / f"{name}.json"
+        if path.exists():
+            try:
+                same = read_json(path) == wanted
+            except (OSError, ValueError):
+                same = False
+            if not same:
+                continue
+            note = f"{path} already holds this result (identical; not rewritten)"
+            episodes = logs / f"{name}_episodes.csv"
+            if not episodes.exists():
+                atomic_write_csv(episodes, rows)
+            return path, note
+        atomic_write_json(path, evaluation)
+        atomic_write_csv(logs / f"{name}_episodes.csv", rows)
+        if k == 1:
+            return path, f"wrote {path}"
+        return path, f"wrote {path} ({first.name} there holds a different result)"
+    raise AssertionError("unreachable")

@@ -24,6 +24,39 @@ def figures(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: flat[k] for k in PPO_FIGURES if k in flat}
 
 
+def _figure(x: Any, fmt: str) -> str:
+    """A figure as ``fmt``; ``null`` (NaN in JSON) and a missing one as ``nan``."""
+    return "nan" if x is None else format(float(x), fmt)
+
+
+def evaluation_headline(evaluation: dict[str, Any]) -> str:
+    """``eval success <k>/<n> = <rate> at seed_start <s>, mean return <r>``."""
+    n, rate = int(evaluation["n_seeds"]), evaluation.get("success_rate")
+    k = "?" if rate is None else str(round(float(rate) * n))
+    return (
+        f"eval success {k}/{n} = {_figure(rate, '.3f')} at seed_start "
+        f"{evaluation['seed_start']}, mean return {_figure(evaluation.get('mean_return'), '.4g')}"
+    )
+
+
+def headline(summary: dict[str, Any]) -> str:
+    """A PPO run: its final deterministic eval; a ladder run adds its Path-B grade."""
+    line = evaluation_headline(summary["evaluation"])
+    grade = summary.get("grade")
+    if isinstance(grade, dict) and "passed" in grade:
+        line += "; Path-B stages: " + (
+            "all passed" if grade["passed"] else f"failed stage {grade.get('failed_stage')}"
+        )
+    elif isinstance(grade, dict) and "not_graded" in grade:
+        line += f"; not graded ({grade['not_graded']})"
+    return line
+
+
+def eval_headline(summary: dict[str, Any]) -> str:
+    """Eval-only: the eval, then the file it is in (written, or already there)."""
+    return f"{evaluation_headline(summary['evaluation'])}; {summary['evaluation_note']}"
+
+
 EXPERIMENTS = [
     Experiment(
         name="ppo",
@@ -33,6 +66,7 @@ EXPERIMENTS = [
         run="prereg.ppo.runner:run",
         validate="prereg.ppo.validate:validate_ppo",
         figures=figures,
+        headline=headline,
     ),
     Experiment(
         name="ppo_ladder",
@@ -44,6 +78,7 @@ EXPERIMENTS = [
         verdict="prereg.ppo.ladder_verdict:write_verdict",
         figures=figures,
         sweep_order="prereg.ppo.ladder_runner:registered_order",
+        headline=headline,
     ),
     Experiment(
         name="ppo_eval",
@@ -52,5 +87,6 @@ EXPERIMENTS = [
         registration=PPORegistration,
         run="prereg.ppo.runner:run_eval",
         validate="prereg.ppo.validate:validate_ppo_eval",
+        headline=eval_headline,
     ),
 ]

@@ -317,22 +317,65 @@ def eval_checkpoint(
     return write_eval(run_dir, built, state, seed_start, n_seeds), meta
 
 
+def eval_destination(checkpoint: Path, job_dir: Path) -> Path:
+    """Where eval-only writes its ``logs/``: the checkpoint's own run directory (the one that
+    holds ``checkpoints/<name>``), unless the command line named an output directory
+    (``hydra.run.dir``/``hydra.sweep.dir``) or the checkpoint lies outside a run: the job's."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        keys = {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.hydra}
+        if keys & {"hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir"}:
+            return job_dir
+    checkpoint = checkpoint.resolve()
+    if checkpoint.parent.name == "checkpoints":
+        return checkpoint.parent.parent
+    return job_dir
+
+
 def run_eval(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """experiment=ppo_eval: evaluate a saved checkpoint at ``eval.seed_start`` (deterministic)."""
+    """experiment=ppo_eval: evaluate a saved checkpoint at ``eval.seed_start`` (deterministic).
+
+    The result goes to ``logs/evaluation_seed_<start>.json`` (+ the per-episode CSV) of the
+    checkpoint's own run (:func:`eval_destination`); a checkpoint other than ``final`` adds
+    its name (``evaluation_seed_<start>_best.json``), so a run's unsuffixed files always
+    describe its final state.  An existing file of another result is never overwritten
+    (:func:`prereg.ppo.evaluate.place_eval`).  The eval job's own directory keeps its
+    ``run.json`` (this job's status) and a ``summary.json`` that names the file; the training
+    run's ``run.json`` and ``summary.json`` are left as they are.
+    """
+    from prereg.ppo.evaluate import episodes_to_rows, place_eval
+    from prereg.training.jaxcache import enable_compilation_cache
+
     reg = to_plain(typed_registration(cfg, PPORegistration))
     reg_hash = registration_hash(reg)
     rd = RunDir(run_dir)
+    checkpoint = Path(cfg.checkpoint).resolve()
+    seed_start, n_seeds = int(cfg.eval.seed_start), int(cfg.eval.n_seeds)
 
     def body() -> dict[str, Any]:
-        evaluation, meta = eval_checkpoint(
-            Path(cfg.checkpoint), rd.path, int(cfg.eval.seed_start), int(cfg.eval.n_seeds)
-        )
+        enable_compilation_cache()
+        flat, meta = ck.load_checkpoint(checkpoint)
+        built = build(meta["settings"])
+        if built.evaluator is None:
+            raise RuntimeError(f"no deterministic evaluator for env {built.settings['env_id']}")
+        state = built.trainer.restore(flat)
+        episodes, evaluation = built.evaluator(state.params, state.normalizer, seed_start, n_seeds)
+        target = eval_destination(checkpoint, rd.path)
+        stem = f"evaluation_seed_{seed_start}"
+        if target != rd.path and checkpoint.name != "final":
+            stem += f"_{checkpoint.name}"
+        rows = pd.DataFrame(episodes_to_rows(episodes))
+        path, note = place_eval(target, evaluation, rows, stem)
+        log.info("eval of %s: %s", checkpoint, note)
         summary = {
             "experiment": "ppo_eval",
-            "checkpoint": str(Path(cfg.checkpoint).resolve()),
+            "checkpoint": str(checkpoint),
             "update": int(meta["update"]),
             "env_steps": int(meta["env_steps"]),
             "evaluation": evaluation,
+            "evaluation_file": str(path),
+            "evaluation_note": note,
         }
         atomic_write_json(rd.path / "summary.json", summary)
         return summary

@@ -45,7 +45,8 @@ def _run_task(cfg: DictConfig) -> dict[str, Any]:
 
     A failed job has already written ``run.json`` (failed + reason); in a multirun the
     error is logged and the sweep goes on so the verdict still sees every other job.  A
-    single run prints one ``error:`` line and exits with status 1.
+    single run prints one ``error:`` line and exits with status 1; otherwise it ends by
+    printing its closing line (:func:`closing_line`) on stdout.
     """
     validate(cfg)
     hc = HydraConfig.get()
@@ -63,10 +64,14 @@ def _run_task(cfg: DictConfig) -> dict[str, Any]:
             raise
         raise unwritable from exc
     try:
-        return resolve_runner(cfg.runner)(cfg, run_dir)
+        summary = resolve_runner(cfg.runner)(cfg, run_dir)
     except (RunHalted, RunSkipped) as exc:
-        log.warning("%s: %s", run_dir.name, one_line(exc))
-        return {"status": "halted" if isinstance(exc, RunHalted) else "skipped", "reason": str(exc)}
+        status = "halted" if isinstance(exc, RunHalted) else "skipped"
+        if multirun:
+            log.warning("%s: %s", run_dir.name, one_line(exc))
+        else:
+            print(f"run {run_dir}: {status} — {one_line(exc)}", flush=True)
+        return {"status": status, "reason": str(exc)}
     except Exception as exc:
         if not multirun:  # one line, not Hydra's traceback (that is in logs/error.txt)
             print(
@@ -77,6 +82,28 @@ def _run_task(cfg: DictConfig) -> dict[str, Any]:
             raise SystemExit(1) from None
         log.error("job %s failed: %s (see its run.json and logs/error.txt)", run_dir, one_line(exc))
         return {"status": "failed", "reason": one_line(exc)}
+    if not multirun:
+        print(closing_line(cfg.runner, run_dir, summary), flush=True)
+    return summary
+
+
+def closing_line(experiment: str, run_dir: Path, summary: Any) -> str:
+    """``run <dir>: <status> — <headline>``: where a single run is, and how it scored.
+
+    The status is ``run.json``'s; the headline is the study's :attr:`Experiment.headline` of
+    the run's summary (none, or one that cannot read this summary: directory and status only).
+    """
+    status = (RunDir(run_dir).read() or {}).get("status") or "completed"
+    line = f"run {run_dir}: {status}"
+    make = get_experiment(experiment, "runner").headline_function()
+    if make is None or not isinstance(summary, dict):
+        return line
+    try:
+        headline = make(summary)
+    except Exception as exc:  # noqa: BLE001 - a closing line never fails a finished run
+        log.debug("no headline for %s: %s", run_dir, one_line(exc))
+        return line
+    return f"{line} — {headline}" if headline else line
 
 
 def _claim_run_dir(run_dir: Path, choices: dict[str, Any], overrides: list[str]) -> None:
