@@ -101,7 +101,7 @@ def test_status_and_compare(sweep: Path) -> None:
     assert grouped.returncode == 0, grouped.stderr
     rows = [line.split(",") for line in grouped.stdout.strip().splitlines()]
     head = rows[0]
-    assert head[:3] == ["qsgd_arm", "runs", "completed"]
+    assert head[:4] == ["qsgd_arm", "registration", "runs", "completed"]  # one hash: one group
     by_arm = {row[0]: dict(zip(head, row, strict=True)) for row in rows[1:]}
     assert sorted(by_arm) == sorted(ARMS)
     assert float(by_arm["momentum"]["mean(momentum)"]) == 0.9
