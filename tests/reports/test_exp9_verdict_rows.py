@@ -90,7 +90,7 @@ def test_a_sweep_of_changed_constants_is_headlined_exploratory_everywhere(tmp_pa
     assert v["exploratory"] == {"is": True, "why": "step_cap 200"}
     lines = md.splitlines()
     assert lines[2].startswith("**exploratory: not the registered set-up (step_cap 200)**")
-    assert lines[4].startswith(f"**Outcome {v['outcome']['number']} (exploratory)** — ")
+    assert lines[4].startswith(f"**Outcome {v['outcome']['number']}** (exploratory) — ")
     want = "exploratory: not the registered set-up (step_cap 200)"
     tables, reg = load_tables(sweep, v["registration"]["hash"])
     for fig in (plot_trajectories(v, tables, reg), plot_pair_ratios(v)):

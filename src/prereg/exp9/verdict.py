@@ -533,7 +533,7 @@ def render_markdown(v: dict[str, Any]) -> str:
             "",
         ]
     tag = " (exploratory)" if explore else ""
-    lines += [f"**Outcome {o['number']}{tag}** — {o['sentence']}", ""]
+    lines += [f"**Outcome {o['number']}**{tag} — {o['sentence']}", ""]
     lines.append(registration_line(reg))
     lines += ["", f"Runs: {runs['completed']}/{runs['expected']} completed."]
     not_run = runs.get("not_run", runs["missing"])
