@@ -215,6 +215,10 @@ def wrong_values(t: object) -> st.SearchStrategy[str]:
         return st.sampled_from(["[1,2]", "{a:1}", "[a]"])
     if typing.get_origin(t) is list:
         return idents | st.sampled_from(["{a:1}", "[abc]", "[[1]]", "[{a:1}]"])
+    if t is bool:  # OmegaConf reads true/false, yes/no, on/off, y/n (any case) and integers
+        truthy = {"true", "false", "yes", "no", "on", "off", "y", "n"}
+        words = idents.filter(lambda v: v.lower() not in truthy)
+        return words | st.sampled_from(["2.5", "[1,2]", "{a:1}", "maybe"])
     if isinstance(t, type) and issubclass(t, enum.Enum):  # a closed set of options
         names = {m.value for m in t} | {m.name for m in t}
         return idents.filter(lambda v: v not in names) | st.sampled_from(["[1,2]", "{a:1}", "null"])
