@@ -3,6 +3,10 @@
 Everything is recomputed from the run directories of a sweep (``metrics.csv``,
 ``diagnostics.csv``, ``summary.json``, ``fd_check.json``, ``run.json``), so the verdict
 printed at the end of a multirun and ``python -m prereg verdict <dir>`` agree.
+
+Why one file of ~700 lines: the verdict's computation and its Markdown share every gate's
+record (P1-P4, incomplete and exploratory states); split, each half would re-derive the other's
+keys. The maths it reads lives in :mod:`prereg.exp9.analysis`, the plots in :mod:`prereg.exp9.plots`.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ adopted, with none "Path B rejected: fall back to Path A" and the best saved sta
 runs.  A candidate whose run failed, halted, was skipped, is still pending or is missing is
 "not graded" with its reason.  The verdict printed at the end of a multirun and
 ``python -m prereg verdict <dir>`` agree, whatever ``ladder.mode`` ran the jobs.
+
+Why one file of ~600 lines: the ladder's decision, Path A's best state and their Markdown read
+the same run records (grades, evaluations, setup deviations); the stage tests themselves are pure
+functions in :mod:`prereg.ppo.ladder`, the plots in :mod:`prereg.ppo.ladder_plots`.
 """
 
 from __future__ import annotations

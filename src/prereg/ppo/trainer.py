@@ -33,6 +33,10 @@ mapped linearly to the env's Box bounds before stepping.
 The rollout / update split is public so another backend can reuse the same pieces:
 :func:`policy_step` (act), :func:`make_update_fn` (GAE + epochs over a
 :class:`Transition` batch); see :mod:`prereg.ppo.gym_backend`.
+
+Why one file of ~550 lines: rollout, GAE, the minibatch update and their ``lax.scan`` form one
+jitted program (the PureJaxRL pattern) over one train state; split, the state's layout would
+leak across modules. Networks, GAE and normalisation are already their own modules.
 """
 
 from __future__ import annotations

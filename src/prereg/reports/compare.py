@@ -10,6 +10,10 @@ Columns: ``run`` (path relative to the runs' common parent), the config choices/
 that differ between the runs, ``status`` (+ ``reason``), ``wall_s``, then the summary figures
 of each run's experiment (its :attr:`Experiment.figures`; the scalar leaves of ``summary.json``,
 flattened with dotted names, for experiments without a default set).
+
+Why one file of ~600 lines: reading runs into rows, grouping (``--by``), diffing (``--diff``)
+and the three renderings (text, Markdown, CSV) share one table model; the run readers it builds
+on are in :mod:`prereg.core.rundirs`.
 """
 
 from __future__ import annotations
