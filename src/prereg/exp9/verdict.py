@@ -6,7 +6,8 @@ printed at the end of a multirun and ``python -m prereg verdict <dir>`` agree.
 
 Why one file of ~700 lines: the verdict's computation and its Markdown share every gate's
 record (P1-P4, incomplete and exploratory states); split, each half would re-derive the other's
-keys. The maths it reads lives in :mod:`prereg.exp9.analysis`, the plots in :mod:`prereg.exp9.plots`.
+keys. The maths it reads lives in :mod:`prereg.exp9.analysis`, the plots in
+:mod:`prereg.exp9.plots`.
 """
 
 from __future__ import annotations
