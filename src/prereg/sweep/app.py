@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from prereg.core.registration import CONF_DIR
@@ -90,7 +89,6 @@ def cli(argv: list[str]) -> int:
     from prereg.core.signals import install_interrupt_handlers
 
     install_interrupt_handlers()  # before the slow imports: SIGTERM/Ctrl-C is handled from here
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import logging
 
     from prereg.core.atomic import CannotWrite
@@ -115,5 +113,4 @@ def cli(argv: list[str]) -> int:
 
 def main() -> None:
     """Console entry point of ``python run.py``: exit with :func:`cli`'s status."""
-    sys.argv[0] = str(Path(sys.argv[0]))
     sys.exit(cli(sys.argv[1:]))

@@ -8,8 +8,6 @@ so every launcher (in-process, local processes, a SLURM array) runs the jobs in 
 
 from __future__ import annotations
 
-import itertools
-
 from prereg.sweep.preflight import Plan
 
 
@@ -47,12 +45,15 @@ def study_sweep_order(plan: Plan) -> list[str]:
         argv = [new if a == sweep.input_line else a for a in argv]
         overrides = [new if a == sweep.input_line else a for a in overrides]
         values.append(list(ordered))
-    keys = [s.get_key_element() for s in plan.sweeps]
-    fixed = [o for o in plan.jobs[0] if o.split("=", 1)[0] not in keys]
-    # the basic sweeper's order: the product of the swept values, in command-line order
-    plan.jobs = [
-        [*fixed, *(f"{k}={v}" for k, v in zip(keys, combo, strict=True))]
-        for combo in itertools.product(*values)
-    ]
+    # the planned jobs follow suit: the basic sweeper's order is the product of the swept values
+    # in command-line order, i.e. sorted by each swept value's position in its (new) list
+    keys = [sweep.get_key_element() for sweep in plan.sweeps]
+    rank = [{v: i for i, v in enumerate(vals)} for vals in values]
+
+    def position(job: list[str]) -> tuple[int, ...]:
+        chosen = dict(o.split("=", 1) for o in job)
+        return tuple(r[chosen[k]] for k, r in zip(keys, rank, strict=True))
+
+    plan.jobs.sort(key=position)
     plan.argv, plan.overrides = argv, overrides
     return argv
