@@ -90,3 +90,20 @@ def test_bootstrap_mean_ci_brackets_the_mean() -> None:
     assert lo < 0.31 < hi
     assert stats.bootstrap_mean_ci([0.3, 0.3]) == (0.3, 0.3)
     assert all(math.isnan(v) for v in stats.bootstrap_mean_ci([0.3]))
+
+
+def test_eval_summary_has_count_and_wilson_interval() -> None:
+    from prereg.ppo.evaluate import summarize_episodes
+
+    n = 32
+    episodes = {
+        "seed": np.arange(n),
+        "success": np.arange(n) < 13,
+        "terminal_alignment": np.ones(n),
+        "steps": np.full(n, 10),
+        "return": np.zeros(n),
+    }
+    s = summarize_episodes(episodes, 10000)
+    assert s["n_success"] == 13 and s["success_rate"] == 13 / 32
+    assert s["success_ci95"] == list(stats.wilson_interval(13, 32))
+    assert isinstance(s["n_success"], int) and isinstance(s["success_ci95"], list)

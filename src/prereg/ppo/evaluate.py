@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from prereg.core.atomic import atomic_write_csv, atomic_write_json, read_json
+from prereg.core.stats import wilson_interval
 from prereg.ppo.config import PPOConf
 from prereg.ppo.networks import actor_mean
 from prereg.ppo.normalizer import NormalizerState, normalize
@@ -144,11 +145,19 @@ class Evaluator:
 
 
 def summarize_episodes(episodes: dict, seed_start: int) -> dict:
-    """The JSON-able summary (:data:`SUMMARY_FIELDS`, seed_start, n_seeds) of ``episodes``."""
+    """The JSON-able summary (:data:`SUMMARY_FIELDS`, seed_start, n_seeds) of ``episodes``.
+
+    Beside ``success_rate`` it gives ``n_success`` and ``success_ci95`` (Wilson 95% interval),
+    so every printed rate can say how sure it is (DESIGN section 10).
+    """
+    n_success = int(np.sum(episodes["success"]))
+    n = int(len(episodes["seed"]))
     return {
         "seed_start": int(seed_start),
-        "n_seeds": int(len(episodes["seed"])),
+        "n_seeds": n,
         "success_rate": float(np.mean(episodes["success"])),
+        "n_success": n_success,
+        "success_ci95": list(wilson_interval(n_success, n)),
         "mean_terminal_alignment": float(np.mean(episodes["terminal_alignment"])),
         "mean_steps": float(np.mean(episodes["steps"])),
         "mean_return": float(np.mean(episodes["return"])),
