@@ -22,6 +22,15 @@ class Backend(Choice):
     gymnasium = "gymnasium"
 
 
+class Device(Choice):
+    """``auto``: JAX's default device (a GPU when one is seen); ``cpu``; ``gpu`` (refused with
+    one line when JAX sees none, rather than running on the CPU silently)."""
+
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
 class Progress(Choice):
     """``auto``: a bar on a terminal, log lines otherwise; ``bar``; ``log``; ``off``."""
 
@@ -38,7 +47,8 @@ class PPOConf:
     The optimiser and policy details CleanRL and SB3 expose are here too, at the values every
     registered run has used: ``anneal_lr`` (lr falls linearly to 0 over ``updates``; off),
     ``adam_eps`` (1e-5, CleanRL's), ``log_std_init`` (0: std 1) and ``obs_clip`` (normalised
-    observations clipped to +-10, as Gymnasium's/SB3's normalisers do).
+    observations clipped to +-10, as Gymnasium's/SB3's normalisers do).  ``num_seeds`` trains
+    that many seeds in one vmapped program (1: a single run, as before); ``device`` picks where.
     """
 
     lr: float = 3e-4
@@ -68,6 +78,8 @@ class PPOConf:
     adam_eps: float = 1e-5
     log_std_init: float = 0.0
     obs_clip: float = 10.0
+    num_seeds: int = 1  # > 1: seeds seed .. seed+num_seeds-1 vmapped in one jitted program
+    device: Device = Device.auto
 
 
 @dataclass

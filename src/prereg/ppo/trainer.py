@@ -13,6 +13,13 @@ Everything that influences the future is in :class:`TrainState` (a pytree), so
 running N updates in one chunk or in chunks of any sizes gives the same result, and
 a checkpoint of the state resumes bit-identically.
 
+Many seeds in one program (``num_seeds`` = N > 1): the state gains a leading axis of N
+(seeds ``seed .. seed+N-1``) and the chunk is ``vmap``-ed over whole train states, so seed k
+of such a run equals a single run with that seed (to float tolerance: batched matmuls may
+sum in another order).  The vmapped chunk also takes :class:`Hypers` (lr, value_coef,
+entropy_coef, clip_range) as traced per-member values, so one program can train members
+with different hyper-parameters (candidates x seeds) with the same machinery.
+
 The env is any object with the ``gymnasium.experimental.functional.FuncEnv`` methods
 ``initial(rng, params)``, ``transition(state, action, rng, params)``,
 ``observation(state, rng, params)``, ``reward(state, action, next_state, rng, params)``,
@@ -150,6 +157,27 @@ def trainer_config(ppo: Any, tier: str) -> Any:
 # ----------------------------------------------------------------------- pytrees
 
 
+class Hypers(NamedTuple):
+    """The hyper-parameters a vmapped run may vary per member, as (traced) float32 values.
+
+    The optimiser's state does not depend on them (the lr enters only the update, see
+    :func:`make_optimizer`), so members of one program share one state layout.
+    """
+
+    lr: Any
+    value_coef: Any
+    entropy_coef: Any
+    clip_range: Any
+
+
+def hypers_of(cfg: Any, n: int | None = None) -> Hypers:
+    """``cfg``'s :class:`Hypers` as float32 scalars, or as arrays of ``n`` equal members."""
+    shape = () if n is None else (int(n),)
+    return Hypers(
+        *(jnp.full(shape, getattr(cfg, f), jnp.float32) for f in Hypers._fields)  # type: ignore[arg-type]
+    )
+
+
 class Transition(NamedTuple):
     """One rollout, time-major: every field is (num_steps, num_envs, ...)."""
 
@@ -181,14 +209,15 @@ class TrainState:
 # -------------------------------------------------------------- shared pure pieces
 
 
-def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
+def make_optimizer(cfg: PPOConfig, lr: Any = None) -> optax.GradientTransformation:
     """Global-norm clipping then Adam; with ``anneal_lr`` the lr falls linearly to 0 over the
     ``updates`` updates' minibatch steps (counted by the optimiser state, so a resumed run
-    continues the same schedule)."""
-    lr: Any = cfg.lr
+    continues the same schedule).  ``lr`` (default ``cfg.lr``) may be a traced value: the
+    optimiser's state has the same layout whatever it is."""
+    lr = cfg.lr if lr is None else lr
     if cfg.anneal_lr:
         steps = cfg.updates * cfg.update_epochs * cfg.num_minibatches
-        lr = optax.linear_schedule(cfg.lr, 0.0, steps)
+        lr = optax.linear_schedule(lr, 0.0, steps)
     return optax.chain(
         optax.clip_by_global_norm(cfg.max_grad_norm),
         optax.adam(lr, eps=cfg.adam_eps),
@@ -251,18 +280,20 @@ def explained_variance(values, returns, mask=None):
 
 
 def make_update_fn(cfg: PPOConfig, tx: optax.GradientTransformation) -> Callable:
-    """``update(params, opt_state, batch: Transition, last_value, rng)``.
+    """``update(params, opt_state, batch: Transition, last_value, rng, hp=None)``.
 
     Runs GAE on the (T, N) batch, then ``update_epochs`` x ``num_minibatches``
     clipped-surrogate steps.  Returns ``(params, opt_state, metrics)`` where metrics
     are scalars: losses / approx_kl / clipfrac averaged over every minibatch step,
     explained_variance of the rollout values, entropy and log_std of the updated
-    policy.  Pure: jit it, or call it inside a jitted scan.
+    policy.  ``hp`` (:class:`Hypers`, possibly traced) replaces ``cfg``'s lr, value_coef,
+    entropy_coef and clip_range (and ``tx`` by :func:`make_optimizer` at ``hp.lr``).
+    Pure: jit it, or call it inside a jitted scan.
     """
     n_mb = cfg.num_minibatches
-    eps = cfg.clip_range
 
-    def loss_fn(params, mb):
+    def loss_fn(params, mb, hp: Hypers):
+        eps = hp.clip_range
         m = mb["valid"]
         n = jnp.maximum(jnp.sum(m), 1.0)
         log_std = params["log_std"]
@@ -278,7 +309,7 @@ def make_update_fn(cfg: PPOConfig, tx: optax.GradientTransformation) -> Callable
         value = critic_value(params, mb["obs"])
         value_loss = _masked_mean((value - mb["ret"]) ** 2, m, n)
         entropy = gaussian_entropy(log_std)
-        loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
+        loss = policy_loss + hp.value_coef * value_loss - hp.entropy_coef * entropy
         aux = {
             "policy_loss": policy_loss,
             "value_loss": value_loss,
@@ -289,7 +320,10 @@ def make_update_fn(cfg: PPOConfig, tx: optax.GradientTransformation) -> Callable
 
     grad_fn = jax.grad(loss_fn, has_aux=True)
 
-    def update(params, opt_state, batch: Transition, last_value, rng):
+    def update(params, opt_state, batch: Transition, last_value, rng, hp: Hypers | None = None):
+        opt = tx if hp is None else make_optimizer(cfg, hp.lr)
+        if hp is None:  # python floats: exactly the single run's constants
+            hp = Hypers(cfg.lr, cfg.value_coef, cfg.entropy_coef, cfg.clip_range)
         adv, ret = compute_gae(
             batch.reward,
             batch.value,
@@ -316,8 +350,8 @@ def make_update_fn(cfg: PPOConfig, tx: optax.GradientTransformation) -> Callable
 
         def minibatch_step(carry, mb):
             params, opt_state = carry
-            grads, aux = grad_fn(params, mb)
-            updates, opt_state = tx.update(grads, opt_state, params)
+            grads, aux = grad_fn(params, mb, hp)
+            updates, opt_state = opt.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), aux
 
         def epoch(carry, key):
@@ -414,7 +448,9 @@ class PPOTrainer:
     """PPO on a functional JAX env; see the module docstring.
 
     ``init(seed) -> TrainState``; ``run_chunk(state, n) -> (state, metrics)`` where
-    metrics maps each of :data:`METRIC_NAMES` to a numpy array of length ``n``;
+    metrics maps each of :data:`METRIC_NAMES` to a numpy array of length ``n`` (of shape
+    ``(num_seeds, n)`` when ``cfg.num_seeds`` > 1: the state is then a stack of
+    ``num_seeds`` states, seeds ``seed .. seed+num_seeds-1``, trained by one vmapped chunk);
     ``restore(flat) -> TrainState`` from :func:`prereg.training.checkpoints.load_checkpoint`.
     """
 
@@ -426,7 +462,10 @@ class PPOTrainer:
         self.tx = make_optimizer(cfg)
         self.update_fn = make_update_fn(cfg, self.tx)
         self.fns = EnvFns(env, env_params)
+        self.num_seeds = int(getattr(cfg, "num_seeds", 1))
+        self.hypers = hypers_of(cfg, self.num_seeds)  # the vmapped chunk's default members
         self._init_jit = jax.jit(self._init)
+        self._init_many = jax.jit(jax.vmap(self._init))
         self._chunk_fns: dict[int, Callable] = {}
 
     # -- state ---------------------------------------------------------------
@@ -449,12 +488,22 @@ class PPOTrainer:
             ep_length=jnp.zeros((cfg.num_envs,), jnp.int32),
         )
 
+    def seeds(self, seed: int | None = None) -> list[int]:
+        """The training seeds of a run starting at ``seed`` (default ``cfg.seed``)."""
+        first = int(self.cfg.seed if seed is None else seed)
+        return list(range(first, first + self.num_seeds))
+
     def init(self, seed: int | None = None) -> TrainState:
-        return self._init_jit(jnp.asarray(self.cfg.seed if seed is None else seed, jnp.int32))
+        """A fresh state: one seed's, or the stack of :meth:`seeds` when ``num_seeds`` > 1."""
+        if self.num_seeds == 1:
+            return self._init_jit(jnp.asarray(self.cfg.seed if seed is None else seed, jnp.int32))
+        return self._init_many(jnp.asarray(self.seeds(seed), jnp.int32))
 
     def state_template(self):
-        """Shapes/dtypes of a TrainState (no computation)."""
-        return jax.eval_shape(self._init, jnp.zeros((), jnp.int32))
+        """Shapes/dtypes of a TrainState, stacked when ``num_seeds`` > 1 (no computation)."""
+        if self.num_seeds == 1:
+            return jax.eval_shape(self._init, jnp.zeros((), jnp.int32))
+        return jax.eval_shape(jax.vmap(self._init), jnp.zeros((self.num_seeds,), jnp.int32))
 
     def restore(self, flat: dict) -> TrainState:
         """TrainState from a checkpoint's flat ``{path: array}`` dict."""
@@ -504,7 +553,7 @@ class PPOTrainer:
         carry = (normalizer, env_state, obs, ep_return, ep_length, rng)
         return jax.lax.scan(step, carry, None, length=cfg.num_steps)
 
-    def _one_update(self, state: TrainState, _):
+    def _one_update(self, state: TrainState, hp: Hypers | None = None):
         cfg = self.cfg
         rng, k_roll, k_upd = jax.random.split(state.rng, 3)
         carry, (batch, stats) = self._rollout(
@@ -519,7 +568,7 @@ class PPOTrainer:
         normalizer, env_state, obs, ep_return, ep_length, _ = carry
         last_value = critic_value(state.params, normalize(normalizer, obs, cfg.obs_clip))
         params, opt_state, m = self.update_fn(
-            state.params, state.opt_state, batch, last_value, k_upd
+            state.params, state.opt_state, batch, last_value, k_upd, hp
         )
         n_fin, ret_sum, n_succ = (jnp.sum(s) for s in stats)
         episode_return, success_rate = episode_metrics(n_fin, ret_sum, n_succ)
@@ -547,23 +596,47 @@ class PPOTrainer:
 
     # -- chunks ----------------------------------------------------------------
     def chunk_fn(self, num_updates: int) -> Callable:
-        """The jitted ``state -> (state, metrics)`` for ``num_updates`` (cached)."""
+        """The jitted chunk of ``num_updates`` updates (cached): ``state -> (state, metrics)``,
+        or with ``num_seeds`` > 1 ``(states, hypers) -> (states, metrics)``, vmapped over the
+        members (each a whole train state and its :class:`Hypers`)."""
         num_updates = int(num_updates)
         if num_updates < 1:
             raise ValueError(f"num_updates must be >= 1, got {num_updates}")
         fn = self._chunk_fns.get(num_updates)
         if fn is None:
+            if self.num_seeds == 1:
 
-            def chunk(state):
-                return jax.lax.scan(self._one_update, state, None, length=num_updates)
+                def chunk(state):
+                    return jax.lax.scan(
+                        lambda s, _: self._one_update(s), state, None, length=num_updates
+                    )
 
+            else:
+
+                def one_member(state, hp):
+                    return jax.lax.scan(
+                        lambda s, _: self._one_update(s, hp), state, None, length=num_updates
+                    )
+
+                chunk = jax.vmap(one_member)
             fn = self._chunk_fns[num_updates] = jax.jit(chunk)
         return fn
 
-    def run_chunk(self, state: TrainState, num_updates: int):
-        """Run ``num_updates`` PPO updates; returns (state, {metric: np.ndarray[n]})."""
-        state, metrics = self.chunk_fn(num_updates)(state)
+    def run_chunk(self, state: TrainState, num_updates: int, hypers: Hypers | None = None):
+        """Run ``num_updates`` PPO updates; returns (state, {metric: np.ndarray[n]}), the
+        arrays ``(num_seeds, n)`` when ``num_seeds`` > 1 (members' ``hypers`` default to
+        ``cfg``'s)."""
+        if self.num_seeds == 1:
+            state, metrics = self.chunk_fn(num_updates)(state)
+        else:
+            hp = self.hypers if hypers is None else hypers
+            state, metrics = self.chunk_fn(num_updates)(state, hp)
         return state, {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+
+
+def member(state: Any, k: int) -> Any:
+    """Member ``k`` of a stacked (vmapped) state: an unbatched state of the same type."""
+    return jax.tree_util.tree_map(lambda x: x[k], state)
 
 
 def make_trainer(env, env_params, cfg: PPOConfig) -> PPOTrainer:

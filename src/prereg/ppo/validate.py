@@ -74,6 +74,13 @@ def validate_ppo_knobs(p: Any) -> None:
     at_least("ppo.eval_seeds", p.eval_seeds, 1)
     at_least("ppo.eval_seed_start", p.eval_seed_start, 0)
     at_least("ppo.seed", p.seed, 0)
+    at_least("ppo.num_seeds", p.num_seeds, 1)
+    if p.num_seeds > 1 and p.backend != "jax":
+        raise ConfigError(
+            "ppo.num_seeds",
+            f"{p.num_seeds} seeds in one program need ppo.backend=jax (got {p.backend}); "
+            "run the gymnasium backend's seeds as a sweep (ppo.seed=0,1,...)",
+        )
     if (p.num_envs * p.num_steps) % p.num_minibatches:
         raise ConfigError(
             "ppo.num_minibatches",
