@@ -7,4 +7,9 @@ Gymnasium when ``prereg.ppo.env`` is imported (as ``gymnasium.make`` does for
 ``"prereg.ppo.env:prereg/MesaDock-v0"``).
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # one version source: pyproject.toml, as installed (pip install -e . included)
+    __version__ = version("prereg")
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"

@@ -123,7 +123,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         remove_quietly(tmp)
 
 
-def remove_stale_temps(root: str | os.PathLike) -> list[Path]:
+def remove_stale_temps(root: str | os.PathLike[str]) -> list[Path]:
     """Delete the temporary files a killed :func:`atomic_write_bytes` left under ``root``.
 
     Called when a run (re)starts in its own directory, where no other writer is active.

@@ -7,6 +7,7 @@ cannot express: ranges, names from a registered set, a registration merged into 
 from __future__ import annotations
 
 import math
+from typing import cast
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -81,10 +82,10 @@ def typed_registration(cfg: DictConfig, schema: type) -> DictConfig:
     if cfg.get("registration") is None:
         raise ConfigError("registration", "no registration selected")
     try:
-        return OmegaConf.merge(OmegaConf.structured(schema), cfg.registration)
+        return cast(DictConfig, OmegaConf.merge(OmegaConf.structured(schema), cfg.registration))
     except OmegaConfBaseException as exc:
         key = f"registration.{exc.full_key}" if getattr(exc, "full_key", None) else "registration"
         if "not in" in str(exc.msg) and "Key" in str(exc.msg):
             allowed = sorted(OmegaConf.structured(schema).keys())
             raise ConfigError(key, "unknown key", allowed) from None
-        raise ConfigError(key, simplify_message(exc.msg)) from None
+        raise ConfigError(key, simplify_message(str(exc.msg))) from None

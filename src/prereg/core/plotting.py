@@ -14,7 +14,7 @@ import io
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import matplotlib
 from matplotlib import ticker
@@ -47,7 +47,10 @@ class SkipPlot(Exception):
 
 
 def figure(
-    nrows: int = 1, ncols: int = 1, layout: str | None = "constrained", **kwargs: Any
+    nrows: int = 1,
+    ncols: int = 1,
+    layout: Literal["constrained", "compressed", "tight"] | None = "constrained",
+    **kwargs: Any,
 ) -> tuple[Figure, Any]:
     """A figure and its axes (like ``plt.subplots``, in the shared style, without pyplot).
 
@@ -136,7 +139,7 @@ def log_safe(values: Sequence[float | None]) -> list[float]:
     out = []
     for x in values:
         ok = x is not None and x == x and 0 < x < float("inf")
-        out.append(float(x) if ok else float("nan"))
+        out.append(float(x) if ok and x is not None else float("nan"))
     return out
 
 

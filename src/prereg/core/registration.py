@@ -16,15 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 #: prereg's own config groups (package data: ``prereg/conf``).
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
-def to_plain(reg: Mapping | DictConfig) -> dict[str, Any]:
+def to_plain(reg: Mapping | DictConfig | ListConfig) -> dict[str, Any]:
     """A resolved, plain-Python copy of a registration node."""
-    if isinstance(reg, DictConfig):
+    if isinstance(reg, (DictConfig, ListConfig)):
         return OmegaConf.to_container(reg, resolve=True)  # type: ignore[return-value]
     return json.loads(json.dumps(reg))
 

@@ -133,7 +133,7 @@ def slope_upper_bound(
     g = (
         np.zeros(len(xa), dtype=int)
         if groups is None
-        else np.unique(groups, return_inverse=True)[1]
+        else np.unique(np.asarray(groups), return_inverse=True)[1]
     )
     n_groups = int(g.max()) + 1 if len(g) else 0
     xc, yc = xa.copy(), ya.copy()
