@@ -29,6 +29,7 @@ from prereg.core.atomic import (
     remove_stale_temps,
 )
 from prereg.core.errors import ConfigError
+from prereg.core.lease import lease
 from prereg.core.registration import differing_constants
 from prereg.core.signals import interrupts_as_exceptions
 
@@ -244,8 +245,23 @@ def run_registered(
 ) -> dict[str, Any]:
     """The life of one registered run: refuse a run dir of another registration, return the
     summary of a completed run without redoing it, else record the registration and run
-    ``body(rundir)`` under :func:`guarded_run` (resuming is the body's job)."""
-    rd = RunDir(run_dir)
+    ``body(rundir)`` under :func:`guarded_run` (resuming is the body's job).
+
+    All of it under the directory's lease (:mod:`prereg.core.lease`, re-entrant: dispatch has
+    usually taken it already): :class:`~prereg.core.lease.RunHeldElsewhere` if another live
+    process owns the directory, so ``attempts`` counts only attempts that ran."""
+    with lease(run_dir):
+        return _run_registered(RunDir(run_dir), experiment, reg, reg_hash, body)
+
+
+def _run_registered(
+    rd: RunDir,
+    experiment: str,
+    reg: dict[str, Any],
+    reg_hash: str,
+    body: Callable[[RunDir], dict[str, Any]],
+) -> dict[str, Any]:
+    run_dir = rd.path
     check_registration(rd, reg, reg_hash)
     previous = rd.read()
     if previous and previous.get("status") == "completed":
