@@ -15,9 +15,12 @@ stage       figure                                                              
 ==========  ===================================================================  ==========
 
 A stage after a failed one is "not reached"; a run with fewer than ``window`` updates fails
-Stage 2.  Computed differences (the log_std change, the success gap) are rounded to
-:data:`DECIMALS` decimals before the comparison, so a gap that equals the gate in decimal
-(0.4 - 0.3) counts as equal; real success rates (k / 32) are exact in binary anyway.
+Stage 2.  Each :class:`Check` also carries its comparison (``op``, ``threshold``) so that
+:func:`statement` prints the comparison that holds (``log_std delta 0.04633 > 0: FAIL``), and
+a success rate carries its count and Wilson 95% interval.  Computed differences (the log_std
+change, the success gap) are rounded to :data:`DECIMALS` decimals before the comparison, so a
+gap that equals the gate in decimal (0.4 - 0.3) counts as equal; real success rates (k / 32)
+are exact in binary anyway.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from prereg.core.stats import wilson_interval
 
 PASS, FAIL, NOT_REACHED = "PASS", "FAIL", "not reached"
 DECIMALS = 12
@@ -43,14 +48,78 @@ class NotGradable(ValueError):
     """An input the ladder needs is missing, or was evaluated on other than the registered seeds."""
 
 
+#: the comparison that holds when a gate's comparison does not
+NEGATED = {"<=": ">", "<": ">=", ">=": "<", ">": "<="}
+
+
 @dataclass(frozen=True)
 class Check:
-    """One figure against one gate."""
+    """One figure against one gate (``figure <op> threshold``), with the figure's short name
+    and, for a success rate, its count ``[k, n]`` and Wilson 95% ``interval``."""
 
     label: str
     figure: float | None
     gate: str
     passed: bool
+    name: str = ""
+    op: str = ""
+    threshold: float | None = None
+    count: tuple[int, int] | None = None
+    interval: tuple[float, float] | None = None
+
+
+def _num(x: float | None, fmt: str = ".4g") -> str:
+    return "—" if x is None else format(x, fmt)
+
+
+def rate_text(count: Sequence[int] | None, interval: Sequence[float] | None) -> str:
+    """``13/32, 95% CI 0.255-0.577`` (empty without a count)."""
+    if not count:
+        return ""
+    text = f"{count[0]}/{count[1]}"
+    if interval is not None and all(x is not None and math.isfinite(x) for x in interval):
+        text += f", 95% CI {interval[0]:.3f}-{interval[1]:.3f}"
+    return text
+
+
+def statement(check: Mapping[str, Any] | Check) -> str:
+    """The comparison that holds, then the result: ``log_std delta 0.04633 > 0: FAIL``.
+
+    A NaN figure reads ``not <= 400`` (no comparison holds).  Checks written before the
+    comparison was recorded fall back to ``<figure> (gate <gate>): PASS``.
+    """
+    c = asdict(check) if isinstance(check, Check) else dict(check)
+    result = PASS if c["passed"] else FAIL
+    name, fig = c.get("name") or c["label"], c["figure"]
+    rate = rate_text(c.get("count"), c.get("interval"))
+    value = _num(fig) + (f" ({rate})" if rate else "")
+    if not c.get("op") or c.get("threshold") is None:
+        return f"{name} {value} (gate {c['gate']}): {result}"
+    finite = fig is not None and math.isfinite(fig)
+    op = c["op"] if c["passed"] else NEGATED[c["op"]] if finite else f"not {c['op']}"
+    return f"{name} {value} {op} {c['threshold']:g}: {result}"
+
+
+def rate_of(evaluation: Mapping[str, Any]) -> tuple[int, int]:
+    """``(successes, episodes)`` of an eval: ``n_success`` when written, else rate x episodes.
+
+    Episodes are ``n_seeds`` per training seed times ``n_train_seeds`` (1 when absent).
+    """
+    n = int(evaluation.get("n_seeds", 0)) * int(evaluation.get("n_train_seeds", 1) or 1)
+    k = evaluation.get("n_success")
+    if k is None:
+        k = round(float(evaluation["success_rate"]) * n)
+    return int(k), n
+
+
+def rate_check(
+    label: str, evaluation: Mapping[str, Any], op: str, gate: float, passed: bool
+) -> Check:
+    """A check of a success rate, carrying its count and Wilson interval."""
+    k, n = rate_of(evaluation)
+    rate = float(evaluation["success_rate"])
+    return Check(label, rate, f"{op} {gate:g}", passed, "success_rate", op, gate, (k, n),
+                 wilson_interval(k, n))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -123,9 +192,10 @@ def _success(evaluation: Mapping[str, Any] | None, spec: Mapping[str, Any], stag
 def stage1(evaluation: Mapping[str, Any] | None, spec: Mapping[str, Any]) -> Stage:
     """Stage 1: success_rate at the stage-1 seeds >= ``min_success_rate``."""
     rate = _success(evaluation, spec, "stage-1")
+    assert evaluation is not None
     gate = float(spec["min_success_rate"])
     label = f"success_rate @ seed_start {spec['seed_start']} ({spec['n_seeds']} seeds)"
-    return _stage(1, [Check(label, rate, f">= {gate:g}", rate >= gate)])
+    return _stage(1, [rate_check(label, evaluation, ">=", gate, rate >= gate)])
 
 
 def stage2(metrics: pd.DataFrame, spec: Mapping[str, Any]) -> Stage:
@@ -137,7 +207,8 @@ def stage2(metrics: pd.DataFrame, spec: Mapping[str, Any]) -> Stage:
     table = metrics.sort_values("update")
     if len(table) < window:
         reason = f"only {len(table)} updates, fewer than the window of {window}"
-        count = Check("updates in metrics", float(len(table)), f">= {window}", False)
+        count = Check("updates in metrics", float(len(table)), f">= {window}", False,
+                      "updates", ">=", float(window))  # fmt: skip
         return Stage(2, FAIL, (count,), reason)
     tail = table.iloc[-window:]
     entropy = float(tail["entropy"].iloc[-1])
@@ -147,15 +218,20 @@ def stage2(metrics: pd.DataFrame, spec: Mapping[str, Any]) -> Stage:
     max_delta = float(spec["max_log_std_delta"])
     max_loss = float(spec["max_value_loss"])
     checks = [
-        Check("entropy[-1]", entropy, f"< {max_entropy:g}", entropy < max_entropy),
-        Check(f"log_std[-1] - log_std[-{window}]", delta, f"<= {max_delta:g}", delta <= max_delta),
+        Check("entropy[-1]", entropy, f"< {max_entropy:g}", entropy < max_entropy,
+              "entropy[-1]", "<", max_entropy),
+        Check(f"log_std[-1] - log_std[-{window}]", delta, f"<= {max_delta:g}",
+              delta <= max_delta, "log_std delta", "<=", max_delta),
         Check(
             f"max value_loss over the final {window} updates",
             float(np.max(losses)),
             f"<= {max_loss:g} in every update",
             bool(np.all(losses <= max_loss)),
+            "max value_loss",
+            "<=",
+            max_loss,
         ),
-    ]
+    ]  # fmt: skip
     return _stage(2, checks)
 
 
@@ -168,13 +244,17 @@ def stage3(
     """Stage 3: abs(success at stage-3 seeds - success at stage-1 seeds) <= ``max_abs_gap``."""
     s3 = _success(evaluation3, spec3, "stage-3")
     s1 = _success(evaluation1, spec1, "stage-1")
+    assert evaluation1 is not None and evaluation3 is not None
     gap = _rounded(abs(s3 - s1))
     gate = float(spec3["max_abs_gap"])
+    (k3, n3), (k1, n1) = rate_of(evaluation3), rate_of(evaluation1)
     label = (
         f"abs(success @ {spec3['seed_start']} - success @ {spec1['seed_start']}) "
-        f"({s3:.3f} vs {s1:.3f})"
+        f"({s3:.3f} [{rate_text((k3, n3), wilson_interval(k3, n3))}] vs "
+        f"{s1:.3f} [{rate_text((k1, n1), wilson_interval(k1, n1))}])"
     )
-    return _stage(3, [Check(label, gap, f"<= {gate:g}", gap <= gate)])
+    check = Check(label, gap, f"<= {gate:g}", gap <= gate, "success gap", "<=", gate)
+    return _stage(3, [check])
 
 
 def grade(

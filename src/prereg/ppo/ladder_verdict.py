@@ -35,7 +35,10 @@ from prereg.ppo.ladder import (
     best_state,
     decide,
     grade,
+    rate_text,
+    statement,
 )
+from prereg.ppo.multiseed import in_run, member_states
 
 LADDER = "ppo_ladder"
 #: The cliff-subset variants run at the adopted hparams (seed 003 section 4, step 6).
@@ -159,7 +162,7 @@ def collect_states(runs: Sequence[RunInfo], seed_start: int, n_seeds: int) -> li
                 {
                     "run": str(run.path),
                     "state": "evaluated checkpoint" if eval_only else "final",
-                    "checkpoint": summary.get("checkpoint")
+                    "checkpoint": in_run(run.path, summary.get("checkpoint"))
                     if eval_only
                     else str(run.path / "checkpoints" / "final"),
                     "update": summary.get("update" if eval_only else "updates"),
@@ -181,6 +184,8 @@ def collect_states(runs: Sequence[RunInfo], seed_start: int, n_seeds: int) -> li
                 },
                 best,
             )
+        for one in member_states(run.path, seed_start, n_seeds):  # each seed of a multi-seed run
+            add({k: v for k, v in one.items() if k != "evaluation"}, one["evaluation"])
     return states
 
 
@@ -451,10 +456,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 
 
 def _stage_cell(stage: Mapping[str, Any]) -> str:
+    """Each check as the comparison that holds: ``log_std delta 0.04633 > 0: FAIL``."""
     if stage["result"] == NOT_REACHED:
         return NOT_REACHED
-    figures = "; ".join(f"{_f(c['figure'])} {c['gate']}" for c in stage["checks"])
-    return f"{stage['result']} ({figures})"
+    return "; ".join(statement(c) for c in stage["checks"])
 
 
 def state_line(state: Mapping[str, Any]) -> str:
@@ -560,7 +565,9 @@ def render_markdown(v: Mapping[str, Any]) -> str:
                 result = ("PASS" if c["passed"] else "FAIL") + (
                     f" ({s['reason']})" if s["reason"] else ""
                 )
-                rows.append([r["candidate"], stage, c["label"], _f(c["figure"]), c["gate"], result])
+                rate = rate_text(c.get("count"), c.get("interval"))
+                value = _f(c["figure"]) + (f" ({rate})" if rate else "")
+                rows.append([r["candidate"], stage, c["label"], value, c["gate"], result])
     lines += _table(["candidate", "stage", "figure", "value", "gate", "result"], rows)
     if v["falsifiers"]:
         lines += ["", "## Falsifiers of the rejected candidates", ""]
