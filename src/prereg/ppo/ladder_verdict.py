@@ -38,7 +38,6 @@ from prereg.ppo.ladder import (
     rate_text,
     statement,
 )
-from prereg.ppo.multiseed import in_run, member_states
 
 LADDER = "ppo_ladder"
 #: The cliff-subset variants run at the adopted hparams (seed 003 section 4, step 6).
@@ -162,7 +161,7 @@ def collect_states(runs: Sequence[RunInfo], seed_start: int, n_seeds: int) -> li
                 {
                     "run": str(run.path),
                     "state": "evaluated checkpoint" if eval_only else "final",
-                    "checkpoint": in_run(run.path, summary.get("checkpoint"))
+                    "checkpoint": summary.get("checkpoint")
                     if eval_only
                     else str(run.path / "checkpoints" / "final"),
                     "update": summary.get("update" if eval_only else "updates"),
@@ -184,8 +183,6 @@ def collect_states(runs: Sequence[RunInfo], seed_start: int, n_seeds: int) -> li
                 },
                 best,
             )
-        for one in member_states(run.path, seed_start, n_seeds):  # each seed of a multi-seed run
-            add({k: v for k, v in one.items() if k != "evaluation"}, one["evaluation"])
     return states
 
 
