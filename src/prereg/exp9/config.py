@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -76,9 +77,10 @@ class Exp9Registration:
     beta: float = 1.0
     init_scale: float = 0.1
     cells: dict[str, CellSpec] = field(default_factory=dict)
-    lambdas: dict[str, float] = field(default_factory=dict)
+    # arm -> lambda (form aux.form), or arm -> {lambda: x, form: rho|noise}; see exp9.arms
+    lambdas: dict[str, Any] = field(default_factory=dict)
     aux: AuxSpec = field(default_factory=AuxSpec)
-    verdict_arm: str = "primary"
+    verdict_arm: str = "primary"  # or "all": every arm but the baseline (exp9.arms.ALL)
     dose_arm: str = "secondary"
     baseline_arm: str = "baseline"
     lr: float = 0.02

@@ -41,5 +41,6 @@ EXPERIMENTS = [
         verdict="prereg.exp9.verdict:write_verdict",
         figures=figures,
         headline=headline,
+        sweep_order="prereg.exp9.arms:registered_arms",  # a glob selects registered arms only
     )
 ]

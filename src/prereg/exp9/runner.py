@@ -57,11 +57,11 @@ class _Exp9Training(ChunkedStudy):
         rd: RunDir,
         tb: tensorboard_log.TensorBoardLog,
     ) -> None:
-        from prereg.exp9 import analysis, model, train
+        from prereg.exp9 import analysis, arms, model, train
 
         cell = reg["cells"][cell_name]
         self.n, self.m = int(cell["n"]), int(cell["m"])
-        self.lam, self.form = float(reg["lambdas"][arm]), reg["aux"]["form"]
+        self.lam, self.form = arms.arm_spec(reg, arm)  # the arm's own form, else aux.form
         self.lr, self.step_cap, self.gates = float(reg["lr"]), int(reg["step_cap"]), reg["gates"]
         self.log_q = model.make_teacher(self.n, float(reg["beta"]), int(cell["teacher_seed"]))
         self.theta0 = model.init_theta(

@@ -6,7 +6,24 @@ from omegaconf import DictConfig
 
 from prereg.core.checks import at_least, one_of, positive, typed_registration, unit_interval
 from prereg.core.errors import ConfigError
-from prereg.exp9.config import Exp9Registration
+from prereg.exp9.arms import ALL
+from prereg.exp9.config import AuxForm, Exp9Registration
+
+ARM_KEYS = ("lambda", "form")
+
+
+def _check_arm(key: str, entry: object) -> None:
+    """An arm: a lambda in [0, 1], or ``{lambda: <in [0, 1]>, form: rho|noise}``."""
+    if isinstance(entry, DictConfig):
+        for k in entry:
+            one_of(f"{key}.{k}", k, list(ARM_KEYS))
+        if "lambda" not in entry:
+            raise ConfigError(f"{key}.lambda", "missing (an arm of its own form needs a lambda)")
+        one_of(f"{key}.form", str(entry.get("form", "rho")), [f.value for f in AuxForm])
+        key, entry = f"{key}.lambda", entry["lambda"]
+    if isinstance(entry, bool) or not isinstance(entry, (int, float)):
+        raise ConfigError(key, f"{entry!r} is not a number in [0, 1] (nor {{lambda, form}})")
+    unit_interval(key, entry)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -21,10 +38,15 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(
                 f"registration.cells.{name}", "n + m must be <= 12 (exact enumeration)"
             )
-    for arm, lam in reg.lambdas.items():
-        unit_interval(f"registration.lambdas.{arm}", lam)
-    for key in ("verdict_arm", "dose_arm", "baseline_arm"):
-        one_of(f"registration.{key}", reg[key], list(reg.lambdas))
+    for arm, entry in reg.lambdas.items():
+        _check_arm(f"registration.lambdas.{arm}", entry)
+    one_of("registration.baseline_arm", reg.baseline_arm, list(reg.lambdas))
+    for key in ("verdict_arm", "dose_arm"):  # "all": the generalised verdict (exp9.arms)
+        one_of(f"registration.{key}", reg[key], [*reg.lambdas, ALL])
+    if (reg.verdict_arm == ALL) != (reg.dose_arm == ALL):
+        raise ConfigError(
+            "registration.dose_arm", f"must be {ALL!r} exactly when verdict_arm is {ALL!r}"
+        )
     positive("registration.lr", reg.lr)
     positive("registration.beta", reg.beta)
     positive("registration.init_scale", reg.init_scale)
@@ -50,7 +72,9 @@ def validate(cfg: DictConfig) -> None:
             positive(f"registration.gates.{key}", value)
     if cfg.arm is None:
         raise ConfigError("arm", "no arm selected", list(reg.lambdas))
-    one_of("arm", cfg.arm.name, list(reg.lambdas))
+    if cfg.arm.name not in reg.lambdas:  # an arm file of another registration
+        problem = f"unknown option {cfg.arm.name!r} (registration {reg.name} does not register it)"
+        raise ConfigError("arm", problem, list(reg.lambdas), near=cfg.arm.name)
     if cfg.cell is None:
         raise ConfigError("cell", "no cell selected", list(reg.cells))
     one_of("cell", cfg.cell.name, list(reg.cells))

@@ -26,6 +26,7 @@ from prereg.sweep.overrides import (  # noqa: F401 - _loader, expand_jobs: used 
     parse_args,
     typed_key,
 )
+from prereg.sweep.preflight import registered_options
 
 # flags that make Hydra print something instead of running jobs: leave those to Hydra
 _INFO_FLAGS = (
@@ -165,7 +166,8 @@ def explain(exc: BaseException, loader, config_name: str, job: list[str]) -> Con
     if m:
         group, option = m.group(1), m.group(2)
         problem = f"unknown option {option!r}" if option else "no option given"
-        return ConfigError(group, problem, _options(loader, group), near=option or None)
+        allowed = registered_options(loader, config_name, job, group)  # the study's own
+        return ConfigError(group, problem, allowed, near=option or None)
     m = re.search(r"Could not delete from config\. '([^']+)' does not exist", text)
     if m:
         return _unknown_key_error(loader, config_name, job, m.group(1))

@@ -100,6 +100,8 @@ def plan_from(argv: list[str], args: Any, loader: Any, config_name: str = "confi
     multirun = bool(args.multirun) or any(o.strip() == "hydra.mode=MULTIRUN" for o in overrides)
     sweeper = sweeper_choice(overrides)
     parsed = ov.parse_overrides(loader, overrides, multirun)
+    if multirun and sweeper == "basic":
+        argv, overrides, parsed = registered_globs(argv, overrides, parsed, loader, config_name)
     jobs = ov.split_jobs(parsed, overrides, multirun) if sweeper == "basic" else None
     return Plan(
         argv=list(argv),
@@ -111,6 +113,89 @@ def plan_from(argv: list[str], args: Any, loader: Any, config_name: str = "confi
         parsed=parsed,
         jobs=jobs,
     )
+
+
+def study_filter(loader: Any, config_name: str, job: list[str]) -> tuple[Any, Any] | None:
+    """``(cfg, sweep_order)`` of the study ``job`` composes to, or None (no study function, or
+    the job does not compose: the precheck reports that)."""
+    from hydra.types import RunMode
+
+    from prereg.core.experiments import experiment_or_none
+
+    try:
+        cfg = loader.load_configuration(config_name, job, RunMode.RUN)
+    except Exception:  # noqa: BLE001
+        return None
+    exp = experiment_or_none(str(cfg.get("runner")))
+    order = exp.order_function() if exp is not None else None
+    return (cfg, order) if order is not None else None
+
+
+def registered_options(loader: Any, config_name: str, job: list[str], group: str) -> list[str]:
+    """The options of ``group`` the study of ``job`` (composed without ``group``'s override)
+    registers: what an unknown option's error lists (exp9_v1's arms, not every arm file)."""
+    from prereg.sweep.overrides import _options, typed_key
+
+    options = _options(loader, group)
+    found = study_filter(loader, config_name, [o for o in job if typed_key(o) != group])
+    if options is None or found is None:
+        return options
+    chosen = found[1](found[0], group, options)
+    return options if chosen is None else [v for v in options if v in chosen]
+
+
+def registered_globs(
+    argv: list[str], overrides: list[str], parsed: list[Any], loader: Any, config_name: str
+) -> tuple[list[str], list[str], list[Any]]:
+    """A ``glob(...)`` over a config group selects only the options the study registers.
+
+    The study's ``sweep_order`` may drop values its registration does not register (exp9:
+    ``'arm=glob(*)'`` under ``registration=exp9_v2`` is that registration's five arms, not
+    every file in ``conf/arm``); each such glob becomes the explicit list, in ``argv`` too, so
+    Hydra launches exactly those jobs.  A value named explicitly is left for the study's
+    validation to refuse (one line naming the allowed values).
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Glob
+
+    from prereg.core.errors import ConfigError
+
+    parser = OverridesParser.create(config_loader=loader)
+    globs = [
+        o
+        for o in parsed
+        if o.is_sweep_override()
+        and isinstance(o.value(), Glob)
+        and loader.repository.group_exists(o.key_or_group)
+    ]
+    if not globs or not all(o.is_discrete_sweep() for o in parsed if o.is_sweep_override()):
+        return argv, overrides, parsed  # (an interval without a sampling sweeper: refused later)
+    first = [
+        f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()), '')}"
+        if o.is_sweep_override()
+        else o.input_line
+        for o in parsed
+    ]
+    found = study_filter(loader, config_name, first)
+    if found is None:
+        return argv, overrides, parsed
+    cfg, order = found
+    argv, overrides, parsed = list(argv), list(overrides), list(parsed)
+    for o in globs:
+        key, values = o.get_key_element(), list(o.sweep_string_iterator())
+        chosen = order(cfg, key.lstrip("+"), values)
+        kept = [v for v in values if chosen is None or v in chosen]  # filtered, never reordered
+        if kept == values:
+            continue
+        if not kept:
+            allowed = order(cfg, key.lstrip("+"), loader.get_group_options(o.key_or_group))
+            problem = f"the sweep {o.input_line!r} selects no registered value"
+            raise ConfigError(key, problem, allowed)
+        new = f"{key}={','.join(kept)}"
+        argv = [new if a == o.input_line else a for a in argv]
+        overrides = [new if a == o.input_line else a for a in overrides]
+        parsed = [parser.parse_overrides([new])[0] if x is o else x for x in parsed]
+    return argv, overrides, parsed
 
 
 def remember(p: Plan | None) -> None:
