@@ -143,7 +143,11 @@ def test_a_failing_job_is_recorded_and_the_others_still_count(tmp_path):
         "registration.step_cap=30",
         f"hydra.sweep.dir={out}",
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 1, proc.stderr[-2000:]  # after the verdict: a job failed
+    assert (
+        proc.stderr.strip().splitlines()[-1]
+        == f"error: 1 of 2 jobs did not complete: 1 failed ({PRIMARY})"
+    )
     failed = json.loads(
         (out / "arm=primary,cell=n4m2,registration.step_cap=30" / "run.json").read_text()
     )

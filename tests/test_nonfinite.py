@@ -162,15 +162,28 @@ def test_exp9_verdict_counts_a_nonfinite_run_as_a_p1_failure(tmp_path: Path) -> 
         "-m", "arm=baseline,primary,secondary", "cell=n4m2", "registration.step_cap=10",
         "exp9.chunk_steps=2", "registration.lr=10", f"hydra.sweep.dir={sweep}",
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]  # a failed job does not stop the sweep
+    # a failed job does not stop the sweep; the sweep exits 1 after writing the verdict
+    assert proc.returncode == 1, proc.stderr[-3000:]
     # which arms diverge within 10 steps is decided by float rounding: read it from the runs
-    went_nonfinite = sorted(
-        f"{arm}/n4m2"
+    failed_dirs = sorted(
+        run.name
         for arm in ("baseline", "primary", "secondary")
         for run in sweep.glob(f"arm={arm},cell=n4m2,*")
         if json.loads((run / "run.json").read_text())["status"] == "failed"
     )
+    went_nonfinite = sorted(f"{d.split(',')[0].removeprefix('arm=')}/n4m2" for d in failed_dirs)
     assert went_nonfinite, "lr=10 made no arm diverge"
+    # the last line counts and names every job that did not complete (lr=10 may halt one)
+    last = proc.stderr.strip().splitlines()[-1]
+    by_status: dict[str, list[str]] = {}
+    for run in sorted(sweep.glob("arm=*")):
+        status = json.loads((run / "run.json").read_text())["status"]
+        if status != "completed":
+            by_status.setdefault(status, []).append(run.name)
+    n = sum(map(len, by_status.values()))
+    assert last.startswith(f"error: {n} of 3 jobs did not complete: "), last
+    for status, names in by_status.items():
+        assert f"{len(names)} {status} ({', '.join(names)})" in last, last
     v = json.loads((sweep / "verdict.json").read_text())
     finite = v["P1"]["finite"]
     assert finite["pass"] is False and finite["non_finite"] == went_nonfinite
@@ -194,7 +207,10 @@ def test_ladder_does_not_grade_a_candidate_whose_run_went_nonfinite(tmp_path: Pa
         "registration.candidates.lr1e4.set.lr=20", "ppo.chunk_updates=1", "ppo.progress=off",
         f"hydra.sweep.dir={sweep}",
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stderr[-3000:]  # after the verdict: the run failed
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: 1 of 1 jobs did not complete: 1 failed (lr1e4)"
+    )
     record = json.loads((sweep / "lr1e4" / "run.json").read_text())
     assert record["status"] == "failed"
     assert record["reason"].startswith("NonFiniteError: non-finite value at step ")

@@ -24,10 +24,12 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from prereg.reports.status import format_status
+    """Print a sweep's status; exit status 1 while any job has not completed."""
+    from prereg.reports.status import incomplete_line, render, sweep_status
 
-    print(format_status(Path(args.sweep_dir), as_json=args.json))
-    return 0
+    data = sweep_status(Path(args.sweep_dir))
+    print(render(data, as_json=args.json))
+    return 1 if incomplete_line(data) else 0
 
 
 def _best_state(args: argparse.Namespace) -> int:

@@ -168,8 +168,12 @@ def test_local_launcher_records_a_killed_job_and_keeps_the_verdict(tmp_path: Pat
             proc.kill()
         log.close()
     out = (tmp_path / "sweep.log").read_text()
-    assert proc.returncode == 0, out[-3000:]
+    assert proc.returncode == 1, out[-3000:]  # after the verdict, naming the killed job
     assert "1 of 2 jobs died without a result" in out
+    assert (
+        out.strip().splitlines()[-1]
+        == f"error: 1 of 2 jobs did not complete: 1 failed ({victim.name})"
+    )
 
     dead = json.loads((victim / "run.json").read_text())
     assert dead["status"] == "failed"

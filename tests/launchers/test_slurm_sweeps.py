@@ -67,17 +67,18 @@ def start(tmp: Path, sweep: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def finish(proc: subprocess.Popen, tmp: Path, sweep: Path, timeout: float) -> str:
-    """Wait for the sweep process; its stdout + stderr. On failure, no job is left behind."""
+def finish(proc: subprocess.Popen, tmp: Path, sweep: Path, timeout: float, expect: int = 0) -> str:
+    """Wait for the sweep process (exit status ``expect``: 1 when a job did not complete);
+    its stdout + stderr. On failure, no job is left behind."""
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=30)
     text = (tmp / "sweep.out").read_text() + (tmp / "sweep.err").read_text()
-    if proc.returncode != 0:
+    if proc.returncode != expect:
         cancel_sweep_jobs(sweep)
-    assert proc.returncode == 0, f"sweep ended with {proc.returncode}:\n{text[-3000:]}"
+    assert proc.returncode == expect, f"sweep ended with {proc.returncode}:\n{text[-3000:]}"
     return text
 
 
@@ -107,11 +108,12 @@ def act_when_ready(
         raise
 
 
-def sweep_status(sweep: Path) -> tuple[dict[str, Any], str]:
-    """``python -m prereg status`` as JSON and as the text view."""
+def sweep_status(sweep: Path, expect: int = 0) -> tuple[dict[str, Any], str]:
+    """``python -m prereg status`` as JSON and as the text view (exit status ``expect``: 1 for
+    an incomplete sweep)."""
     data = prereg_cli("status", str(sweep), "--json")
     text = prereg_cli("status", str(sweep))
-    assert data.returncode == 0 and text.returncode == 0, data.stderr + text.stderr
+    assert data.returncode == expect and text.returncode == expect, data.stderr + text.stderr
     return json.loads(data.stdout), text.stdout
 
 
@@ -211,8 +213,9 @@ def test_killed_jobs_end_failed_and_the_others_still_count(
         sweep,
         180,
     )
-    out = finish(proc, tmp_path, sweep, timeout=240)
+    out = finish(proc, tmp_path, sweep, timeout=240, expect=1)  # exit 1 after the verdict
     a = array[0]
+    assert out.strip().splitlines()[-1].startswith("error: 3 of 4 jobs did not complete: 3 failed")
 
     # the sweep waited for every job and named the dead ones
     died = [line for line in out.splitlines() if "died" in line or "state" in line]
@@ -241,7 +244,7 @@ def test_killed_jobs_end_failed_and_the_others_still_count(
     assert done["status"] == "completed"
     assert len(pd.read_csv(sweep / done_name / "metrics.csv")) == steps
 
-    data, text = sweep_status(sweep)
+    data, text = sweep_status(sweep, expect=1)
     assert data["counts"] == {
         "pending": 0,
         "running": 0,

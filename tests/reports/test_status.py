@@ -161,12 +161,47 @@ def test_cli_text_and_json(sweep: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # the sweep is not complete
     data = json.loads(out.stdout)
+    assert data["not_done"]["failed"] == ["arm=secondary,cell=n4m2," + CAP]
     assert data["counts"]["completed"] == 2 and data["counts"]["pending"] == 1
     assert {j["reason"] for j in data["jobs"] if j["status"] == "failed"} == {
         "ValueError: lambda out of range"
     }
     from prereg.__main__ import main
 
+    assert main(["status", str(sweep)]) == 1  # incomplete: failed, running, pending jobs
+
+
+def test_held_runs_name_their_owner_and_only_a_complete_sweep_exits_0(
+    sweep: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from prereg.__main__ import main
+    from prereg.core import lease
+
+    running = sweep / ("arm=baseline,cell=n5m2," + CAP)
+    unrecorded = sweep / ("arm=primary,cell=n5m2," + CAP)  # its run.json not written yet
+    with lease.lease(running), lease.lease(unrecorded):
+        data = sweep_status(sweep)
+        text = format_status(sweep)
+    by_name = {j["name"]: j for j in data["jobs"]}
+    me = f"host {lease.platform.node()}, pid {lease.os.getpid()}"
+    assert me in by_name[running.name]["owner"] and me in by_name[unrecorded.name]["owner"]
+    assert data["counts"]["running"] == 2 and data["counts"]["pending"] == 0
+    assert f"{running.name}  held by {me}" in text
+    last = text.splitlines()[-1]
+    assert last.startswith("incomplete: 3 of 5 jobs did not complete: 1 failed (arm=secondary")
+    assert f"2 running elsewhere ({running.name} ({me}" in last
+
+    # released (the owner's process gone, run.json still 'running'): no live owner
+    text = format_status(sweep)
+    assert "no live owner" in text and "running, no live owner" in text.splitlines()[-1]
+    for d in sweep.iterdir():
+        if (d / "run.json").exists():
+            (d / "run.json").write_text(json.dumps({"status": "completed", "experiment": "exp9"}))
+    write_job(sweep, job("primary", "n5m2"), "skipped", reason="an earlier candidate passed")
+    capsys.readouterr()
     assert main(["status", str(sweep)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "complete: every job completed (or was skipped)"
+    )

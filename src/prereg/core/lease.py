@@ -105,7 +105,7 @@ def owner_of(record: dict[str, Any] | None) -> Owner | None:
     if not isinstance(record, dict) or not record.get("host"):
         return None
     try:
-        pid = int(record.get("pid"))
+        pid = int(record.get("pid", ""))
     except (TypeError, ValueError):
         return None
     return Owner(str(record["host"]), pid, record.get("since"), record.get("slurm"))

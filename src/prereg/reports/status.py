@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prereg.core import dirnames as resolvers
+from prereg.core.lease import current_owner
 from prereg.core.rundirs import RunInfo, find_runs
 from prereg.reports.compare import (
     Table,
@@ -87,9 +88,11 @@ def _job_record(
             "started_at": None,
             "ended_at": None,
             "slurm": None,
+            "owner": None,
         }
     status, reason = status_reason(run)
     record = run.run or {}
+    owner = current_owner(run.path) if status == "running" else None
     try:
         path = os.path.relpath(run.path, sweep_dir)
     except ValueError:
@@ -105,6 +108,7 @@ def _job_record(
         "started_at": record.get("attempt_started_at") or record.get("started_at"),
         "ended_at": record.get("ended_at"),
         "slurm": slurm_id(run.run),
+        "owner": owner.describe() if owner is not None else None,
     }
 
 
@@ -141,7 +145,10 @@ def sweep_status(sweep_dir: Path) -> dict[str, Any]:
     for i, job in enumerate(expected):
         run, _ = matched.get(i, (None, None))
         name = run.path.name if run is not None else job_dirname(job)
-        jobs.append({**_job_record(name, job, run, sweep_dir), "listed": True})
+        record = _job_record(name, job, run, sweep_dir)
+        if run is None and (owner := current_owner(sweep_dir / name)) is not None:
+            record.update(status="running", owner=owner.describe(), path=name)  # not recorded yet
+        jobs.append({**record, "listed": True})
     for run, overrides in extra:
         name = os.path.relpath(run.path, sweep_dir) if run.path != sweep_dir else run.path.name
         jobs.append({**_job_record(name, overrides, run, sweep_dir), "listed": False})
@@ -186,8 +193,14 @@ def _names(jobs: list[dict[str, Any]], extra: str = "") -> list[str]:
     lines = []
     for job in jobs[:LIST_LIMIT]:
         bits = [job["name"]]
-        if extra == "running" and job["started_at"]:
-            bits.append(f"since {job['started_at']}")
+        if extra == "running":
+            bits.append(
+                f"held by {job['owner']}"
+                if job["owner"]
+                else "no live owner (its process ended unrecorded; run the command again)"
+            )
+            if job["started_at"] and not job["owner"]:
+                bits.append(f"since {job['started_at']}")
         if job["slurm"]:
             bits.append(f"slurm {job['slurm']}")
         lines.append("  " + "  ".join(bits))
@@ -245,9 +258,51 @@ def render_status(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: statuses of a job that did its part: a sweep of only these is complete (exit status 0)
+DONE = ("completed", "skipped")
+
+
+def not_done(data: dict[str, Any]) -> dict[str, list[str]]:
+    """The jobs of :func:`sweep_status` that did not complete, by what they are: ``failed``,
+    ``halted``, ``running elsewhere (<owner>)``, ``running`` (no live owner) or ``not run``."""
+    groups: dict[str, list[str]] = {}
+    for job in data["jobs"]:
+        status = job["status"]
+        if status in DONE:
+            continue
+        if status == "pending":
+            status = "not run"
+        elif status == "running" and job.get("owner"):
+            status = "running elsewhere"
+            groups.setdefault(status, []).append(f"{job['name']} ({job['owner']})")
+            continue
+        elif status == "running":
+            status = "running, no live owner"
+        groups.setdefault(status, []).append(job["name"])
+    return groups
+
+
+def incomplete_line(data: dict[str, Any]) -> str | None:
+    """``N of M jobs did not complete: 1 failed (a), 2 not run (b, c)``; None if all did."""
+    groups = not_done(data)
+    if not groups:
+        return None
+    count = sum(len(v) for v in groups.values())
+    parts = [f"{len(names)} {what} ({', '.join(names)})" for what, names in groups.items()]
+    return f"{count} of {data['total']} jobs did not complete: " + "; ".join(parts)
+
+
 def format_status(sweep_dir: Path, as_json: bool = False) -> str:
     """Status of a sweep directory as text (or JSON with ``as_json``)."""
-    data = sweep_status(Path(sweep_dir))
+    return render(sweep_status(Path(sweep_dir)), as_json)
+
+
+def render(data: dict[str, Any], as_json: bool = False) -> str:
+    """:func:`render_status`'s text (with the incomplete line last) or the JSON of ``data``."""
     if as_json:
-        return json.dumps(data, indent=2)
-    return render_status(data)
+        return json.dumps({**data, "not_done": not_done(data)}, indent=2)
+    text = render_status(data)
+    line = incomplete_line(data)
+    return text + (
+        f"\nincomplete: {line}" if line else "\ncomplete: every job completed (or was skipped)"
+    )

@@ -18,6 +18,8 @@ import sys
 from typing import Any
 
 from prereg.core.registration import CONF_DIR
+from prereg.sweep import outcome
+from prereg.sweep.outcome import FLAGS
 
 CONFIG_NAME = "config"
 
@@ -84,8 +86,19 @@ def preflight(argv: list[str]) -> int | None:
     return None
 
 
+def split_flags(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``(prereg's flags, Hydra's arguments)`` of a command line."""
+    return [a for a in argv if a in FLAGS], [a for a in argv if a not in FLAGS]
+
+
 def cli(argv: list[str]) -> int:
-    """Check the command line and the output directory, then run Hydra; the exit status."""
+    """Check the command line and the output directory, then run Hydra; the exit status.
+
+    A sweep exits 1 when any job did not complete (failed, halted, refused, not run, running
+    elsewhere), after its verdict is written (:mod:`prereg.sweep.callbacks`).  ``--wait``: a job
+    whose directory another live process owns waits for it; ``--fail-fast``: no new job starts
+    after one failed or halted.
+    """
     from prereg.core.signals import install_interrupt_handlers
 
     install_interrupt_handlers()  # before the slow imports: SIGTERM/Ctrl-C is handled from here
@@ -94,21 +107,32 @@ def cli(argv: list[str]) -> int:
     from prereg.core.atomic import CannotWrite
     from prereg.core.signals import RunInterrupted, interrupted_message
 
+    flags, argv = split_flags(argv)
+    saved = {FLAGS[f]: os.environ.get(FLAGS[f]) for f in FLAGS}
     try:
+        for flag in flags:
+            os.environ[FLAGS[flag]] = "1"
         setup()
+        outcome.reset()
         sys.argv[1:] = argv
         status = preflight(argv)
         if status:
             return status
         logging.raiseExceptions = False  # a log line the disk refuses is not the run's error
         hydra_main()()
+        return outcome.exit_status()
     except RunInterrupted as exc:
         print(interrupted_message(exc), file=sys.stderr)
         return 128 + exc.signum
     except CannotWrite as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from omegaconf import DictConfig
 from prereg.core.atomic import cannot_write
 from prereg.core.experiments import experiment_or_none
 from prereg.core.rundir import one_line
+from prereg.sweep import outcome
 
 log = logging.getLogger("prereg")
 
@@ -63,12 +65,18 @@ class VerdictCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        if config.hydra.launcher.get("wait", True) is False:
+            return  # submitted, not run yet: the SLURM verdict job writes the verdict
+        self._verdict(config, sweep_dir)
+        closing_check(sweep_dir)
+
+    def _verdict(self, config: DictConfig, sweep_dir: Path) -> None:
         exp = experiment_or_none(str(config.get("runner", "")))
         writer = exp.verdict_writer() if exp is not None else None
         if writer is None:
-            from prereg.reports.status import format_status
+            from prereg.reports.status import render_status, sweep_status
 
-            print(format_status(sweep_dir))
+            print(render_status(sweep_status(sweep_dir)))
             return
         try:
             text = writer(sweep_dir)
@@ -80,6 +88,22 @@ class VerdictCallback(Callback):
 
         print(terminal_text(text, sweep_dir))
         print(f"\nverdict written to {sweep_dir / 'verdict.md'} and verdict.json")
+
+
+def closing_check(sweep_dir: Path) -> int:
+    """The sweep's last line, read from its run directories, and ``run.py``'s exit status:
+    0 when every job completed (or was skipped), else 1 and the line names the others."""
+    from prereg.reports.status import incomplete_line, sweep_status
+
+    data = sweep_status(sweep_dir)
+    line = incomplete_line(data)
+    status = 1 if line else 0
+    outcome.set_exit_status(status)
+    if line:
+        print(f"error: {line}", file=sys.stderr, flush=True)
+    else:
+        print(f"all {data['total']} jobs completed (or were skipped)", flush=True)
+    return status
 
 
 def _raise_if_unwritable(exc: BaseException, config: DictConfig) -> None:

@@ -14,7 +14,10 @@ from omegaconf import DictConfig
 from prereg.core.atomic import cannot_write
 from prereg.core.errors import ConfigError
 from prereg.core.experiments import get_experiment
+from prereg.core.lease import RunHeldElsewhere, lease
 from prereg.core.rundir import RunDir, RunHalted, RunSkipped, one_line
+from prereg.sweep import outcome
+from prereg.sweep.outcome import FAIL_FAST_ENV, WAIT_ENV
 from prereg.sweep.validate import validate
 
 log = logging.getLogger("prereg")
@@ -56,17 +59,38 @@ def _run_task(cfg: DictConfig) -> dict[str, Any]:
     choices = {
         k: v for k, v in hc.runtime.choices.items() if v is not None and not k.startswith("hydra")
     }
+    if multirun and outcome.flag_set(FAIL_FAST_ENV) and (first := outcome.first_failure()):
+        log.warning("job %s: not run (--fail-fast: job %s did not complete)", run_dir, first)
+        return {"status": "not run", "reason": f"--fail-fast: job {first} did not complete"}
     try:
-        _claim_run_dir(run_dir, choices, list(hc.overrides.task))
+        with lease(run_dir, wait=outcome.flag_set(WAIT_ENV)):
+            return _run_owned(cfg, run_dir, multirun, choices, list(hc.overrides.task))
+    except RunHeldElsewhere as exc:
+        if multirun:  # the sweep goes on; its closing line and verdict list the run
+            log.warning(
+                "job %s: running elsewhere (%s); not run here", run_dir, exc.owner.describe()
+            )
+            return {"status": "running elsewhere", "reason": str(exc)}
+        print(f"error: {exc}; not started (--wait waits for it)", file=sys.stderr)
+        raise SystemExit(1) from None
     except OSError as exc:  # a full or read-only disk stops the sweep with one line
         unwritable = cannot_write(exc, run_dir)
         if unwritable is None:
             raise
         raise unwritable from exc
+
+
+def _run_owned(
+    cfg: DictConfig, run_dir: Path, multirun: bool, choices: dict[str, Any], overrides: list[str]
+) -> dict[str, Any]:
+    """The job, once this process owns ``run_dir`` (see :func:`_run_task`)."""
+    _claim_run_dir(run_dir, choices, overrides)
     try:
         summary = resolve_runner(cfg.runner)(cfg, run_dir)
     except (RunHalted, RunSkipped) as exc:
         status = "halted" if isinstance(exc, RunHalted) else "skipped"
+        if status == "halted":
+            outcome.note_failure(run_dir.name)
         if multirun:
             log.warning("%s: %s", run_dir.name, one_line(exc))
         else:
@@ -80,6 +104,7 @@ def _run_task(cfg: DictConfig) -> dict[str, Any]:
                 file=sys.stderr,
             )
             raise SystemExit(1) from None
+        outcome.note_failure(run_dir.name)
         log.error("job %s failed: %s (see its run.json and logs/error.txt)", run_dir, one_line(exc))
         return {"status": "failed", "reason": one_line(exc)}
     if not multirun:
