@@ -44,6 +44,43 @@ def _best_state(args: argparse.Namespace) -> int:
     return status
 
 
+def _audit(args: argparse.Namespace) -> int:
+    """How much a study's verdict can be trusted, from a registration name or a sweep dir."""
+    from prereg.core.errors import ConfigError
+    from prereg.core.experiments import experiments
+    from prereg.core.registration import CONF_DIR, load_registered
+    from prereg.core.rundirs import find_runs, not_a_sweep_message
+
+    target, sweep_dir = str(args.target), None
+    names = sorted(p.stem for p in (CONF_DIR / "registration").glob("*.yaml"))
+    if Path(target).is_dir():
+        if message := not_a_sweep_message("target", target):
+            print(f"error: audit: {message}", file=sys.stderr)
+            return 2
+        sweep_dir = Path(target)
+        runs = [r for r in find_runs([sweep_dir]) if r.read_json("registration.json")]
+        if not runs:
+            print(f"error: audit: {target} holds no run with a registration.json", file=sys.stderr)
+            return 2
+        reg = runs[0].read_json("registration.json")
+        study = (runs[0].run or {}).get("experiment") or reg.get("experiment")
+    elif target in names:
+        reg = load_registered(target)
+        study = reg.get("experiment")
+    else:
+        err = ConfigError("audit", f"unknown registration {target!r} (or no such sweep dir)",
+                          names, near=target)  # fmt: skip
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    exp = experiments().get(str(study))
+    fn = exp.audit_function() if exp is not None else None
+    if fn is None:
+        print(f"error: audit: study {study} defines no audit", file=sys.stderr)
+        return 2
+    print(fn(reg, sweep_dir))
+    return 0
+
+
 RUN_USAGE = """usage: prereg run [-m] [group=option ...] [key=value ...]
 
 Run one job (or, with -m, a sweep and its verdict) of a study; the same as python run.py.
@@ -69,7 +106,7 @@ def _run_help() -> str:
         lines.append(f"  {name:<12} {exp.description}")
     loader = _loader(CONF_DIR)
     lines.append("\nconfig groups (group=option):")
-    for group in sorted(set(loader.list_groups("")) - {"hydra", "schema"}):
+    for group in sorted(set(loader.list_groups("")) - {"hydra", "schema", "registration_schema"}):
         lines.append(f"  {group:<12} {', '.join(sorted(loader.get_group_options(group)))}")
     return "\n".join(lines)
 
@@ -84,7 +121,7 @@ def _run(argv: list[str]) -> int:
     return cli(argv)
 
 
-COMMANDS = ("run", "verdict", "compare", "status", "best-state")
+COMMANDS = ("run", "verdict", "compare", "status", "best-state", "audit")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_dirs", nargs="+", help="run dirs (segments of one chain, or any runs)")
     p.add_argument("--json", action="store_true", help="print the states as JSON")
     p.set_defaults(func=_best_state)
+    p = sub.add_parser(
+        "audit", help="how much a verdict can be trusted: a registration's gates, or a sweep's"
+    )
+    p.add_argument("target", help="a registration name (ppo_pathb_v1) or a sweep dir")
+    p.set_defaults(func=_audit)
     args = parser.parse_args(argv)
     if hasattr(args, "sweep_dir"):
         from prereg.core.rundirs import not_a_sweep_message

@@ -95,6 +95,14 @@ class Experiment:
     - ``headline``: ``(summary) -> str``, the run's headline figures, closing the one line a
       single run prints at its end (``run <dir>: completed — <headline>``; None: the
       directory and status only).
+    - ``audit``: ``(registration, sweep_dir or None) -> text``: how much the study's verdict
+      can be trusted (``python -m prereg audit``): its gates' operating characteristics at the
+      registered sample sizes, and with a sweep dir what its runs' figures show (None: the
+      study has no audit).
+    - ``registration_schemas``: ``(name, dataclass)`` pairs of further registration schemas
+      (subclasses of ``registration``) that a registration YAML selects with
+      ``defaults: [/registration_schema/<name>@_here_, _self_]``, for a registration whose
+      constants differ in kind from the first (``ppo_pathb_v2``).
     """
 
     name: str
@@ -108,6 +116,8 @@ class Experiment:
     conf: str | None = None
     description: str = ""
     headline: Callable[[dict[str, Any]], str] | str | None = None
+    audit: Callable[..., str] | str | None = None
+    registration_schemas: tuple[tuple[str, type], ...] = ()
 
     def runner(self) -> Callable[..., dict[str, Any]]:
         """The run function, imported now."""
@@ -127,3 +137,6 @@ class Experiment:
 
     def headline_function(self) -> Callable[[dict[str, Any]], str] | None:
         return resolve(self.headline) if self.headline is not None else None
+
+    def audit_function(self) -> Callable[..., str] | None:
+        return resolve(self.audit) if self.audit is not None else None

@@ -40,9 +40,12 @@ def registration_hash(reg: Mapping | DictConfig) -> str:
 
 
 def load_registered(name: str, conf_dir: Path = CONF_DIR) -> dict[str, Any]:
-    """The registration as frozen on disk in ``conf/registration/<name>.yaml``."""
+    """The registration as frozen on disk in ``conf/registration/<name>.yaml`` (without a
+    Hydra ``defaults`` list, which only selects its schema)."""
     path = conf_dir / "registration" / f"{name}.yaml"
-    return to_plain(OmegaConf.load(path))
+    reg = to_plain(OmegaConf.load(path))
+    reg.pop("defaults", None)
+    return reg
 
 
 def differing_constants(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:

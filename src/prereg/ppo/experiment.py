@@ -9,6 +9,13 @@ from typing import Any
 from prereg.core.experiment import Experiment
 from prereg.core.rundirs import flatten
 from prereg.ppo.config import EvalStudyConfig, LadderStudyConfig, PPORegistration, PPOStudyConfig
+from prereg.ppo.registration_v2 import NAME as V2_NAME
+from prereg.ppo.registration_v2 import PPORegistrationV2
+
+#: ppo_pathb_v2's schema, selected by its YAML (any PPO study may compose it)
+V2_SCHEMAS = ((V2_NAME, PPORegistrationV2),)
+#: how much a Path-B verdict can be trusted (``python -m prereg audit``)
+AUDIT = "prereg.ppo.ladder_audit:audit"
 
 #: PPO and ladder runs: the figures a reader compares (hparams are already config columns).
 PPO_FIGURES = (
@@ -63,28 +70,33 @@ EXPERIMENTS = [
         description="PPO on MesaDock-v0 (or a Gymnasium env id) at a variant and tier",
         config=PPOStudyConfig,
         registration=PPORegistration,
+        registration_schemas=V2_SCHEMAS,
         run="prereg.ppo.runner:run",
         validate="prereg.ppo.validate:validate_ppo",
         figures=figures,
         headline=headline,
+        audit=AUDIT,
     ),
     Experiment(
         name="ppo_ladder",
         description="the Path-B ladder: candidates trained and graded in registered order",
         config=LadderStudyConfig,
         registration=PPORegistration,
+        registration_schemas=V2_SCHEMAS,
         run="prereg.ppo.ladder_runner:run",
         validate="prereg.ppo.validate:validate_ppo_ladder",
         verdict="prereg.ppo.ladder_verdict:write_verdict",
         figures=figures,
         sweep_order="prereg.ppo.ladder_runner:registered_order",
         headline=headline,
+        audit=AUDIT,
     ),
     Experiment(
         name="ppo_eval",
         description="evaluate a saved PPO checkpoint at another seed_start",
         config=EvalStudyConfig,
         registration=PPORegistration,
+        registration_schemas=V2_SCHEMAS,
         run="prereg.ppo.runner:run_eval",
         validate="prereg.ppo.validate:validate_ppo_eval",
         headline=eval_headline,

@@ -25,8 +25,9 @@ import pandas as pd
 from prereg.core.atomic import json_safe, read_json
 from prereg.core.registration import load_registered, registration_line, registration_status
 from prereg.core.rundirs import RunInfo, by_registration, find_runs
+from prereg.ppo import ladder_v2
 from prereg.ppo.candidates import registered_names
-from prereg.ppo.config import PPOConf, PPORegistration
+from prereg.ppo.config import PPOConf
 from prereg.ppo.ladder import (
     NOT_REACHED,
     Decision,
@@ -38,6 +39,9 @@ from prereg.ppo.ladder import (
     rate_text,
     statement,
 )
+from prereg.ppo.ladder_trust import render as render_trust
+from prereg.ppo.ladder_trust import trust_section
+from prereg.ppo.registration_v2 import is_pooled, schema_of
 
 LADDER = "ppo_ladder"
 #: The cliff-subset variants run at the adopted hparams (seed 003 section 4, step 6).
@@ -119,8 +123,9 @@ def grade_files(path: Path, registration: Mapping[str, Any]) -> Grade | str:
         )
         for s in ("stage1", "stage3")
     ]
+    grader = ladder_v2.grade if is_pooled(registration) else grade
     try:
-        return grade(metrics, evals[0], evals[1], registration)
+        return grader(metrics, evals[0], evals[1], registration)
     except (NotGradable, KeyError, TypeError, ValueError) as exc:
         return f"not gradable: {exc}"
 
@@ -376,6 +381,23 @@ def _sentence(decision: Decision, reg: Mapping[str, Any], exploratory: bool = Fa
     return "No verdict yet: grade " + ", ".join(decision.ungraded) + " first (not graded)"
 
 
+def _trust_data(
+    reg: Mapping[str, Any], table: Sequence[Mapping[str, Any]]
+) -> dict[str, tuple[pd.DataFrame | None, dict | None, dict | None]]:
+    """Each candidate run's metrics and stage-1/stage-3 evals, for the trust section."""
+    data = {}
+    for row in table:
+        if row["run"] is None or not row["ran"]:
+            continue
+        path = Path(row["run"])
+        evals = [
+            _evaluation(_json_dict(path / "logs" / f"evaluation_seed_{reg[s]['seed_start']}.json"))
+            for s in ("stage1", "stage3")
+        ]
+        data[row["candidate"]] = (read_metrics(path), evals[0], evals[1])
+    return data
+
+
 def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
     """The full ladder verdict as a JSON-able dict (see the module docstring)."""
     sweep_dir = Path(sweep_dir)
@@ -402,7 +424,7 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
         )
         out["decision"] = {"outcome": "refused", "adopted": None, "sentence": out["refused"]}
         return out
-    status = registration_status(reg, hashes[0], PPORegistration)
+    status = registration_status(reg, hashes[0], schema_of(reg))
     out["registration"] = status
     pool = groups[hashes[0]] + groups.get(None, [])
     table, decision = _candidates(reg, pool)
@@ -432,6 +454,7 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
         out["path_a"] = path_a(
             pool, int(reg["stage1"]["seed_start"]), int(reg["stage1"]["n_seeds"])
         )
+    out["trust"] = json_safe(trust_section(reg, _trust_data(reg, table)))
     out["next_command"] = (
         registered_command(reg)
         if explore["is"]
@@ -575,6 +598,8 @@ def render_markdown(v: Mapping[str, Any]) -> str:
     if "path_a" in v:
         lines += ["", "## Path A: best state across these runs", ""]
         lines += render_path_a(v["path_a"])
+    if "trust" in v:
+        lines += ["", *render_trust(v["trust"])]
     lines += ["", "## Next command", ""]
     if explore.get("is"):
         setup = v.get("registered_setup") or {}

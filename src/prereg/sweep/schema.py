@@ -21,3 +21,5 @@ def register_schemas() -> None:
     cs = ConfigStore.instance()
     for name, exp in experiments().items():
         cs.store(group=GROUP, name=name, node=exp.config, package="_global_")
+        for reg_name, reg_schema in exp.registration_schemas:  # e.g. ppo_pathb_v2's
+            cs.store(group="registration_schema", name=reg_name, node=reg_schema)
