@@ -23,6 +23,7 @@ import csv
 import io
 import math
 import os
+import statistics
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 
 from prereg.core.experiments import experiment_or_none
 from prereg.core.rundirs import RunInfo, find_runs, flatten, load_run, not_a_sweep_message
+from prereg.core.stats import bootstrap_mean_ci, wilson_interval
 
 STATES = ("pending", "running", "completed", "failed", "halted", "skipped")
 REASON_WIDTH = 40  # characters of a reason shown in text/markdown tables (CSV keeps it all)
@@ -173,7 +175,33 @@ def summary_figures(info: RunInfo) -> dict[str, Any]:
         return {}
     exp = experiment_or_none(experiment_of(info))
     fn = (exp.figure_function() if exp is not None else None) or _generic_figures
-    return fn(info.summary)
+    return with_intervals(fn(info.summary), info.summary)
+
+
+def with_intervals(figures: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """``figures`` with ``<x>.success_ci95`` (Wilson 95%) after each eval's ``<x>.success_rate``.
+
+    The interval is the eval's own ``success_ci95`` when written, else computed from its count
+    (``n_success``, or the rate times ``n_seeds`` x ``n_train_seeds``); a rate with no episode
+    count (a training rollout's) gets none.
+    """
+    flat = flatten(summary)
+    out: dict[str, Any] = {}
+    for key, value in figures.items():
+        out[key] = value
+        if not key.endswith("success_rate") or _number(value) is None:
+            continue
+        prefix = key[: -len("success_rate")]
+        ci = flat.get(prefix + "success_ci95")
+        n = _number(flat.get(prefix + "n_seeds"))
+        if not (isinstance(ci, list) and len(ci) == 2) and n is not None:
+            n *= _number(flat.get(prefix + "n_train_seeds")) or 1.0
+            k = _number(flat.get(prefix + "n_success"))
+            k = round(float(value) * n) if k is None else k
+            ci = list(wilson_interval(int(k), int(n)))
+        if isinstance(ci, list) and len(ci) == 2:
+            out[prefix + "success_ci95"] = tuple(ci)
+    return out
 
 
 def _number(value: Any) -> float | None:
@@ -253,8 +281,9 @@ REGISTRATION = "registration"  # the --by column of registration hashes
 
 
 def group_table(table: Table, runs: Sequence[RunInfo], by: str) -> Table:
-    """Aggregate rows by config key ``by`` and registration hash: runs, status counts, mean of
-    numeric columns.  Runs of different registrations are never pooled into one row."""
+    """Aggregate rows by config key ``by`` and registration hash: runs, status counts, and per
+    numeric column its mean, std (ddof 1) and a 95% bootstrap interval of the mean (scipy,
+    seeded; none below two runs).  Runs of different registrations are never pooled."""
     if by in table.columns:
         keys = [row[table.columns.index(by)] for row in table.rows]
     else:
@@ -279,7 +308,8 @@ def group_table(table: Table, runs: Sequence[RunInfo], by: str) -> Table:
         groups.setdefault((key, h), []).append(row)
 
     columns = [by, REGISTRATION, "runs", *states]
-    columns += [f"mean({table.columns[i]})" for i in numeric]
+    for i in numeric:
+        columns += [f"{stat}({table.columns[i]})" for stat in ("mean", "std", "ci95")]
     rows = []
     for key, h in sorted(groups, key=lambda g: (_natural(g[0]), g[1])):
         members = groups[(key, h)]
@@ -289,6 +319,10 @@ def group_table(table: Table, runs: Sequence[RunInfo], by: str) -> Table:
             vals = [v for v in (_number(m[i]) for m in members) if v is not None]
             vals = [v for v in vals if math.isfinite(v)] or vals
             row.append(sum(vals) / len(vals) if vals else None)
+            finite = [v for v in vals if math.isfinite(v)]
+            two = len(finite) >= 2
+            row.append(statistics.stdev(finite) if two else None)
+            row.append(bootstrap_mean_ci(finite) if two else None)
         rows.append(row)
     return Table(columns, rows)
 
@@ -448,6 +482,8 @@ def format_value(value: Any) -> str:
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))
         return f"{value:.4g}"
+    if isinstance(value, tuple):  # an interval
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
     if isinstance(value, (dict, list)):
         return str(value)
     return str(value)
@@ -505,13 +541,23 @@ def render_markdown(table: Table) -> str:
     return "\n".join(lines)
 
 
+def _csv_cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, tuple):  # an interval: [lo, hi] at full precision
+        return "[" + ", ".join(repr(float(x)) for x in v) + "]"
+    return v
+
+
 def render_csv(table: Table) -> str:
     """CSV with full-precision numbers and full reasons; empty cells for missing values."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(table.columns)
     for row in table.rows:
-        writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row])
+        writer.writerow([_csv_cell(v) for v in row])
     return buf.getvalue().rstrip("\n")
 
 
