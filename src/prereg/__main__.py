@@ -44,6 +44,19 @@ def _best_state(args: argparse.Namespace) -> int:
     return status
 
 
+def _video(args: argparse.Namespace) -> int:
+    from prereg.core.errors import ConfigError
+    from prereg.ppo.video import record_video, summary_line
+
+    try:
+        out, recorded = record_video(args.target, args.seed_start, args.episodes, args.format)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary_line(out, recorded))
+    return 0
+
+
 def _audit(args: argparse.Namespace) -> int:
     """How much a study's verdict can be trusted, from a registration name or a sweep dir."""
     from prereg.core.errors import ConfigError
@@ -121,7 +134,7 @@ def _run(argv: list[str]) -> int:
     return cli(argv)
 
 
-COMMANDS = ("run", "verdict", "compare", "status", "best-state", "audit")
+COMMANDS = ("run", "verdict", "compare", "status", "best-state", "video", "audit")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_dirs", nargs="+", help="run dirs (segments of one chain, or any runs)")
     p.add_argument("--json", action="store_true", help="print the states as JSON")
     p.set_defaults(func=_best_state)
+    p = sub.add_parser("video", help="record deterministic episodes of a PPO policy to MP4/GIF")
+    p.add_argument("target", help="a PPO run directory or an exported policy .npz")
+    p.add_argument("--seed-start", type=int, default=10000, help="episode i resets with this + i")
+    p.add_argument("--episodes", type=int, default=4, help="episodes in the file (default 4)")
+    p.add_argument("--format", choices=["mp4", "gif"], help="default: mp4 if ffmpeg, else gif")
+    p.set_defaults(func=_video)
     p = sub.add_parser(
         "audit", help="how much a verdict can be trusted: a registration's gates, or a sweep's"
     )

@@ -399,42 +399,86 @@ class MesaDockFuncEnv(FuncEnv):
         bonus = p.success_bonus * self.sparse_success(next_state, p)
         return (progress + align - ctrl + bonus).astype(jnp.float32)
 
-    # ------------------------------------------------------------------ rendering (numpy)
+    # ------------------------------------------------------------------ rendering (numpy + PIL)
     def render_init(self, params: MesaDockParams | None = None, size: int = 256, **kwargs: Any):
-        return {"size": int(size)}
+        return {"size": int(size), "trail": []}
 
     def render_image(self, state, render_state, params: MesaDockParams | None = None):
-        """A top-down RGB frame centred between vehicle and goal (numpy only, no pygame)."""
-        size = render_state["size"]
+        """A top-down RGB frame (numpy and Pillow, no pygame); see :func:`draw_frame`."""
         s = np.asarray(state, dtype=np.float64)
-        cx, cy = (s[IX] + s[IGX]) / 2.0, (s[IY] + s[IGY]) / 2.0
-        half = max(6.0, 0.6 * math.hypot(s[IGX] - s[IX], s[IGY] - s[IY]))
-        img = np.full((size, size, 3), 255, dtype=np.uint8)
-
-        def px(x: float, y: float) -> tuple[int, int]:
-            u = (x - cx) / (2 * half) + 0.5
-            v = 0.5 - (y - cy) / (2 * half)
-            return int(round(v * (size - 1))), int(round(u * (size - 1)))
-
-        def disc(x: float, y: float, r_px: int, color: tuple[int, int, int]) -> None:
-            r0, c0 = px(x, y)
-            rr, cc = np.ogrid[:size, :size]
-            img[(rr - r0) ** 2 + (cc - c0) ** 2 <= r_px**2] = color
-
-        def line(x: float, y: float, ang: float, length: float, color) -> None:
-            for f in np.linspace(0.0, 1.0, 40):
-                r, c = px(x + f * length * math.cos(ang), y + f * length * math.sin(ang))
-                if 0 <= r < size and 0 <= c < size:
-                    img[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2] = color
-
-        disc(s[IGX], s[IGY], 5, (40, 170, 40))
-        line(s[IGX], s[IGY], s[IGTH], half / 4, (40, 170, 40))
-        disc(s[IX], s[IY], 5, (40, 60, 200))
-        line(s[IX], s[IY], s[ITH], half / 4, (200, 40, 40))
-        return render_state, img
+        trail = render_state.setdefault("trail", [])
+        if s[IT] == 0:  # a new episode: a fresh trail
+            trail.clear()
+        trail.append((float(s[IX]), float(s[IY])))
+        return render_state, draw_frame(s, trail, render_state["size"], self._p(params))
 
     def render_close(self, render_state, params: MesaDockParams | None = None) -> None:
         return None
+
+
+# Colours of a frame (RGB): the goal and its target heading are green, the vehicle blue with a
+# red heading arrow, its path grey.
+_GOAL = (30, 150, 30)
+_VEHICLE = (40, 70, 210)
+_HEADING = (210, 40, 40)
+_TRAIL = (150, 150, 150)
+_GRID = (232, 232, 232)
+
+
+def draw_frame(s: np.ndarray, trail: list[tuple[float, float]], size: int, p: MesaDockParams):
+    """One frame: a 1 m grid, the goal (ring of ``success_radius``, at least 6 px) with its target
+    heading arrow, the vehicle as a triangle pointing along its heading with a heading arrow, the
+    path driven so far, and two status lines (step, distance, alignment, speed, docked steps).
+
+    The view holds the start (the origin) and the goal with a margin, so it stays still through an
+    episode; it widens only if the vehicle drives out of it.  Deterministic: same state, same
+    pixels.
+    """
+    from PIL import Image, ImageDraw
+
+    gx, gy = s[IGX], s[IGY]
+    cx, cy = gx / 2.0, gy / 2.0
+    half = max(6.0, 0.65 * math.hypot(gx, gy))
+    half = max(half, 1.5 + max(abs(s[IX] - cx), abs(s[IY] - cy)))
+    scale = (size - 1) / (2 * half)  # pixels per metre
+
+    def px(x: float, y: float) -> tuple[float, float]:
+        return (x - cx) * scale + (size - 1) / 2, (size - 1) / 2 - (y - cy) * scale
+
+    img = Image.new("RGB", (size, size), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    for k in range(math.floor(cx - half), math.ceil(cx + half) + 1):
+        d.line([px(k, cy - half), px(k, cy + half)], fill=_GRID)
+    for k in range(math.floor(cy - half), math.ceil(cy + half) + 1):
+        d.line([px(cx - half, k), px(cx + half, k)], fill=_GRID)
+
+    def arrow(x: float, y: float, ang: float, length_px: float, color, width: int = 3) -> None:
+        x0, y0 = px(x, y)
+        x1, y1 = x0 + length_px * math.cos(ang), y0 - length_px * math.sin(ang)
+        d.line([(x0, y0), (x1, y1)], fill=color, width=width)
+        head = [(x1 + 7 * math.cos(ang + a), y1 - 7 * math.sin(ang + a)) for a in (0.0, 2.6, -2.6)]
+        d.polygon(head, fill=color)
+
+    r_goal = max(6.0, p.success_radius * scale)
+    x0, y0 = px(gx, gy)
+    d.ellipse([x0 - r_goal, y0 - r_goal, x0 + r_goal, y0 + r_goal], outline=_GOAL, width=2)
+    arrow(gx, gy, s[IGTH], 0.12 * size, _GOAL)
+    if len(trail) > 1:
+        d.line([px(x, y) for x, y in trail], fill=_TRAIL, width=1)
+    vx, vy, th = px(s[IX], s[IY]) + (s[ITH],)
+    arrow(s[IX], s[IY], th, 0.1 * size, _HEADING, width=2)  # under the body: out of its nose
+    body = [(12, 0.0), (10, 2.5), (10, -2.5)]  # nose, rear corners (radius px, angle from heading)
+    d.polygon(
+        [(vx + r * math.cos(th + a), vy - r * math.sin(th + a)) for r, a in body], fill=_VEHICLE
+    )
+    dist = math.hypot(gx - s[IX], gy - s[IY])
+    d.text((4, 3), f"step {int(s[IT])}   dist {dist:.2f} m", fill=(0, 0, 0))
+    d.text(
+        (4, 15),
+        f"align {math.cos(s[IGTH] - th):+.3f}   v {s[IV]:+.2f}   docked {int(s[IHOLD])}",
+        fill=(0, 0, 0),
+    )
+    return np.asarray(img, dtype=np.uint8)
 
 
 def _step_impl(func: MesaDockFuncEnv, state, action, rng, params):
