@@ -17,6 +17,7 @@ import pytest
 
 from prereg.__main__ import main
 from prereg.core.registration import load_registered, registration_hash
+from prereg.core.stats import wilson_interval
 from prereg.ppo import ladder_v2
 from prereg.ppo.ladder import FAIL, NOT_REACHED, PASS, statement
 from prereg.ppo.ladder_verdict import compute_verdict, render_markdown
@@ -239,3 +240,22 @@ def test_audit_of_a_sweep_adds_what_its_runs_show(tmp_path, capsys):
         and "What these runs show:" in out
         and "lr1e4: Stage-1 success 20/32" in out
     )
+
+
+def test_plots_draw_intervals_seed_bands_and_the_comparison_that_holds(tmp_path):
+    from prereg.ppo.ladder_plots import plot_curves, plot_stage_table
+    from prereg.ppo.ladder_verdict import load_tables
+
+    table = metrics(seeds=5, noise=0.005, ev=0.2).assign(env_steps=lambda f: f["update"] * 8192)
+    write_run(tmp_path, "lr1e4", V2, table, 140, 135)
+    v = compute_verdict(tmp_path)
+    tables, reg = load_tables(v)
+    fig = plot_curves(v, tables, reg)
+    ax_s, _, ax_l, ax_v = fig.axes[:4]
+    assert ax_v.get_ylabel() == "explained_variance (critic)"
+    ys = [list(ln.get_ydata()) for ln in ax_s.get_lines()]
+    bar = [y for y in ys if len(y) == 2 and y[0] != y[1]]  # not the (flat) gate line
+    assert len(bar) == 1 and tuple(bar[0]) == pytest.approx(wilson_interval(140, 160))
+    assert ax_l.collections  # the band over the five seeds
+    texts = [t.get_text() for t in plot_stage_table(v).axes[0].texts]
+    assert any("mean explained_variance 0.2 < 0.5" in t for t in texts)

@@ -3,9 +3,13 @@
 Pure drawing functions take the verdict dict and each candidate's metrics table (read once by
 the verdict's own reader, passed in by the verdict).  Files, in ``plots/``:
 
-- ``ladder_curves.png`` — success_rate, entropy, log_std and value_loss against env steps per
-  candidate, the Stage-2 window (the final ``window`` updates) shaded, the thresholds drawn.
-- ``ladder_stages.png`` — the stage table: candidates x stages, PASS / FAIL / not reached.
+- ``ladder_curves.png`` — success_rate, entropy, log_std and value_loss (``ppo_pathb_v2``:
+  explained_variance, its gate) against env steps per candidate, the Stage-2 window (the final
+  ``window`` updates) shaded, the thresholds drawn; each Stage-1 eval a star with its Wilson 95%
+  interval.  A multi-seed run is drawn as its mean over seeds in a band from the lowest to the
+  highest seed.
+- ``ladder_stages.png`` — the stage table: candidates x stages, PASS / FAIL / not reached, each
+  figure with the comparison that holds (``Δ log_std 0.046 > 0``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from prereg.core.plotting import (
     plots_section,
     titled,
 )
+from prereg.core.stats import wilson_interval
+from prereg.ppo.ladder import NEGATED
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -64,6 +70,29 @@ def _x(m: pd.DataFrame) -> np.ndarray:
     return (m["env_steps"] if "env_steps" in m else m["update"]).to_numpy(dtype=float)
 
 
+def _by_update(m: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """A run's table per update: itself, or (multi-seed) the mean over seeds, min and max."""
+    m = m.sort_values("update")
+    if "seed" not in m or m["seed"].nunique() < 2:
+        return m, None, None
+    g = m.drop(columns="seed").groupby("update", as_index=False)
+    return g.mean(), g.min(), g.max()
+
+
+def _star(row: Mapping[str, Any]) -> tuple[float, tuple[float, float] | None] | None:
+    """The Stage-1 eval's success rate and its Wilson 95% interval, from the verdict row."""
+    stage1 = ((row.get("grade") or {}).get("stages") or [{}])[0]
+    check = (stage1.get("checks") or [{}])[0]
+    count = check.get("count")
+    if count and count[1]:
+        k, n = int(count[0]), int(count[1])
+        return k / n, wilson_interval(k, n)
+    figure_ = check.get("figure")
+    if figure_ is None or not np.isfinite(figure_):
+        return None
+    return float(figure_), None
+
+
 def plot_curves(v: Mapping[str, Any], tables: Tables, registration: Mapping[str, Any]) -> Figure:
     """success_rate, entropy, log_std, value_loss vs env steps; Stage-2 window and gates drawn."""
     if "refused" in v:
@@ -73,28 +102,32 @@ def plot_curves(v: Mapping[str, Any], tables: Tables, registration: Mapping[str,
         raise SkipPlot("no candidate has a readable metrics.csv yet")
     s1, s2 = registration["stage1"], registration["stage2"]
     window = int(s2["window"])
+    pooled = "num_seeds" in registration  # ppo_pathb_v2: explained variance is the 4th gate
+    last = "explained_variance" if pooled else "value_loss"
     fig, axes = figure(2, 2, figsize=(11, 7.4), sharex=True)
     ax_s, ax_e, ax_l, ax_v = axes.ravel()
     spans: set[tuple[float, float]] = set()
-    stars: list[tuple[float, float, str]] = []  # (x, y, colour) of each Stage-1 eval
+    stars: list[tuple[float, float, str, Any]] = []  # (x, y, colour, CI) of each Stage-1 eval
     success_drawn = False
     for row in rows:
-        m = tables[row["candidate"]].sort_values("update")
+        m, lo, hi = _by_update(tables[row["candidate"]])
         colour = PALETTE[(int(row["order"]) - 1) % len(PALETTE)]
         x = _x(m)
         style = {"marker": "o", "ms": 3.5} if len(m) <= SHORT_RUN else {}
         for ax, col in ((ax_s, "success_rate"), (ax_e, "entropy"), (ax_l, "log_std"),
-                        (ax_v, "value_loss")):  # fmt: skip
+                        (ax_v, last)):  # fmt: skip
             if col in m:
                 y = m[col].to_numpy(dtype=float)
                 ax.plot(x, y, color=colour, lw=1.2, **style)
+                if lo is not None and hi is not None:  # the seeds' range
+                    ax.fill_between(x, lo[col].to_numpy(float), hi[col].to_numpy(float),
+                                    color=colour, alpha=0.15, lw=0)  # fmt: skip
                 success_drawn |= col == "success_rate" and bool(np.isfinite(y).any())
         if len(m) >= window:
             spans.add((float(x[-window]), float(x[-1])))
-        stage1 = ((row.get("grade") or {}).get("stages") or [{}])[0]
-        figure_ = (stage1.get("checks") or [{}])[0].get("figure")
-        if figure_ is not None and np.isfinite(figure_):
-            stars.append((float(x[-1]), float(figure_), colour))
+        star = _star(row)
+        if star is not None:
+            stars.append((float(x[-1]), star[0], colour, star[1]))
     _stars(ax_s, stars)
     if not success_drawn:
         ax_s.text(0.5, 0.62, "no training episode ended:\nsuccess_rate of training episodes "
@@ -106,19 +139,25 @@ def plot_curves(v: Mapping[str, Any], tables: Tables, registration: Mapping[str,
     gate_style = {"color": "black", "lw": 1.0, "ls": (0, (5, 3))}
     ax_s.axhline(float(s1["min_success_rate"]), **gate_style)
     ax_e.axhline(float(s2["max_final_entropy"]), **gate_style)
-    ax_v.axhline(float(s2["max_value_loss"]), **gate_style)
-    _gate_note(ax_s, float(s1["min_success_rate"]), "Stage 1 (eval) ≥ {:g}")
+    last_gate = float(s2["min_explained_variance" if pooled else "max_value_loss"])
+    ax_v.axhline(last_gate, **gate_style)
+    _gate_note(
+        ax_s,
+        float(s1["min_success_rate"]),
+        "Stage 1 (eval" + (", Wilson lower bound" if pooled else "") + ") ≥ {:g}",
+    )
     _gate_note(ax_e, float(s2["max_final_entropy"]), "Stage 2: entropy[-1] < {:g}")
-    _gate_note(ax_v, float(s2["max_value_loss"]), "Stage 2: ≤ {:g} in the window", right=True)
+    _gate_note(ax_v, last_gate, "Stage 2: window mean ≥ {:g}" if pooled
+               else "Stage 2: ≤ {:g} in the window", right=True)  # fmt: skip
     ax_s.set_ylabel("success_rate (training episodes)")
     ax_s.set_ylim(-0.02, 1.02)
     ax_e.set_ylabel("policy entropy  [nats]")
     ax_l.set_ylabel("log_std (mean over action dims)")
-    ax_v.set_ylabel("value_loss  [return²]")
-    losses = np.concatenate([tables[r["candidate"]]["value_loss"].to_numpy(dtype=float)
-                             for r in rows if "value_loss" in tables[r["candidate"]]])  # fmt: skip
+    ax_v.set_ylabel("explained_variance (critic)" if pooled else "value_loss  [return²]")
+    losses = np.concatenate([tables[r["candidate"]][last].to_numpy(dtype=float)
+                             for r in rows if last in tables[r["candidate"]]] or [[]])  # fmt: skip
     losses = losses[np.isfinite(losses) & (losses > 0)]
-    if len(losses) and losses.max() / losses.min() > 100:
+    if not pooled and len(losses) and losses.max() / losses.min() > 100:
         log_y(ax_v)
     for ax in (ax_l, ax_v):
         ax.set_xlabel("env steps")
@@ -133,7 +172,8 @@ def plot_curves(v: Mapping[str, Any], tables: Tables, registration: Mapping[str,
                              label=f"Stage-2 window (final {window} updates)"))  # fmt: skip
     handles.append(Line2D([], [], **gate_style, label="registered gate"))
     if stars:
-        label = f"Stage-1 eval success (seed_start {s1['seed_start']}; side by side if equal)"
+        label = (f"Stage-1 eval success, Wilson 95% interval (seed_start {s1['seed_start']}; "
+                 "side by side if equal)")  # fmt: skip
         handles.append(Line2D([], [], marker="*", ms=11, color="#777777", mec="black", mew=0.6,
                               ls="none", label=label))  # fmt: skip
     fig.legend(handles=handles, loc="outside lower center", ncol=2)
@@ -141,17 +181,21 @@ def plot_curves(v: Mapping[str, Any], tables: Tables, registration: Mapping[str,
     return fig
 
 
-def _stars(ax: Axes, stars: Sequence[tuple[float, float, str]]) -> None:
-    """Stage-1 eval markers at each run's last x; coinciding ones dodged side by side."""
+def _stars(ax: Axes, stars: Sequence[tuple[float, float, str, Any]]) -> None:
+    """Stage-1 eval markers at each run's last x, each with its Wilson 95% interval as a
+    vertical bar; coinciding ones dodged side by side."""
     if not stars:
         return
     from matplotlib.transforms import offset_copy
 
-    xs = [x for x, _, _ in stars]
+    xs = [x for x, _, _, _ in stars]
     span = (max(xs) - min(xs)) or max(abs(max(xs)), 1.0)
-    offsets = dodge([(x, y) for x, y, _ in stars], (0.01 * span, 0.015), step=11.0)
-    for (x, y, colour), dx in zip(stars, offsets, strict=True):
+    offsets = dodge([(x, y) for x, y, _, _ in stars], (0.01 * span, 0.015), step=11.0)
+    for (x, y, colour, ci), dx in zip(stars, offsets, strict=True):
         where = offset_copy(ax.transData, fig=ax.figure, x=dx, y=0, units="points")
+        if ci is not None:
+            ax.plot([x, x], list(ci), color=colour, lw=1.6, zorder=4, clip_on=False,
+                    solid_capstyle="butt", transform=where)  # fmt: skip
         ax.plot([x], [y], marker="*", ms=13, color=colour, mec="black", mew=0.6, ls="none",
                 zorder=5, clip_on=False, transform=where)  # fmt: skip
 
@@ -169,9 +213,16 @@ def _stage_text(stage: Mapping[str, Any]) -> str:
     labels = SHORT_LABELS.get(int(stage["number"]), [])
     lines = [stage["result"]]
     for i, c in enumerate(stage["checks"]):
-        label = labels[i] if i < len(labels) else c["label"]
+        label = c.get("name") or (labels[i] if i < len(labels) else c["label"])
         fig_ = "—" if c["figure"] is None else f"{c['figure']:.3g}"
-        lines.append(f"{label} {fig_} ({c['gate']})")
+        if c.get("interval") and all(np.isfinite(v) for v in c["interval"]):
+            fig_ += " [{:.2f}, {:.2f}]".format(*c["interval"])
+        if c.get("op") and c.get("threshold") is not None:  # the comparison that holds
+            finite = c["figure"] is not None and np.isfinite(c["figure"])
+            op = c["op"] if c["passed"] else NEGATED[c["op"]] if finite else f"not {c['op']}"
+            lines.append(f"{label} {fig_} {op} {c['threshold']:g}")
+        else:
+            lines.append(f"{label} {fig_} ({c['gate']})")
     if stage.get("reason"):
         lines.append(textwrap.shorten(stage["reason"], 40))
     return "\n".join(lines)
