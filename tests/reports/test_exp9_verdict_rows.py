@@ -95,3 +95,87 @@ def test_a_sweep_of_changed_constants_is_headlined_exploratory_everywhere(tmp_pa
     tables, reg = load_tables(sweep, v["registration"]["hash"])
     for fig in (plot_trajectories(v, tables, reg), plot_pair_ratios(v)):
         assert fig.get_suptitle().splitlines()[0] == want
+
+
+def make_v2_sweep(root, steps: int = CAP):
+    """A fabricated exp9_v2 sweep: its five arms x four cells, as make_exp9_sweep makes v1's."""
+    import pandas as pd
+
+    from prereg.core.registration import load_registered
+    from prereg.exp9 import analysis
+    from prereg.exp9.arms import arm_spec
+
+    reg = dict(load_registered("exp9_v2"), step_cap=steps)
+    diag_steps = analysis.diagnostic_steps(steps, reg["diagnostic_steps"])
+    fid = {"rel_err": 1e-15, "gap": 0.1, "gate": 1e-12, "pass": True}
+    fd = {"worst_rel_err": 1e-10, "grad_norm": 0.3, "applies": True, "gate": 1e-6, "pass": True}
+    for ci, cell in enumerate(reg["cells"]):
+        for arm in reg["lambdas"]:
+            lam = arm_spec(reg, arm).lam
+            d = root / f"arm={arm},cell={cell},registration=exp9_v2"
+            d.mkdir(parents=True)
+            (d / "run.json").write_text(
+                json.dumps(PLOTS._run_json(reg, "exp9", {"arm": arm, "cell": cell}))
+            )
+            (d / "registration.json").write_text(json.dumps(reg))
+            m = PLOTS.exp9_metrics(arm, lam, ci, steps)
+            m.to_csv(d / "metrics.csv", index=False)
+            fidelity = {"first": {"step": 0, **fid}, "last": {"step": steps - 1, **fid}}
+            summary = {"experiment": "exp9", "arm": arm, "cell": cell, "lambda": lam,
+                       "fidelity": fidelity, "fd_check": fd}  # fmt: skip
+            (d / "summary.json").write_text(json.dumps(summary))
+            (d / "fd_check.json").write_text(json.dumps(fd))
+            diag = {"step": diag_steps, "detailed_balance": 1e-18, "row_sum": 2e-16,
+                    "symmetry": 4e-17, "lambda_2": 0.9, "gap": 0.1, "inv_gap_power": 10.0,
+                    "conductance": 0.1, "cheeger_lower": 0.05, "cheeger_upper": 0.45,
+                    "cheeger_margin": 0.05, "failed": ""}  # fmt: skip
+            pd.DataFrame(diag).to_csv(d / "diagnostics.csv", index=False)
+    return root
+
+
+def test_the_v2_verdict_tests_each_augmented_arm_against_the_baseline(tmp_path):
+    sweep = make_v2_sweep(tmp_path / "v2")
+    md = write_verdict(sweep)
+    v = json.loads((sweep / "verdict.json").read_text())
+    arms = ["rho0_01", "rho0_1", "rho1", "noise0_1"]
+    assert v["exploratory"]["is"] is False and v["runs"]["expected"] == 20
+    assert list(v["P2"]["arms"]) == arms and list(v["outcome"]["by_arm"]) == arms
+    for arm in arms:
+        p2 = v["P2"]["arms"][arm]
+        assert len(p2["pairs"]) == 8 and p2["result"] in ("PASS", "FAIL")
+    # the fabricated KL floor is 0.005 + 2 lambda: lambda 1 never reaches eps x initial KL
+    assert v["P3"]["arms"]["rho1"]["result"] == "FAIL"
+    assert v["P3"]["arms"]["rho0_01"]["result"] == "PASS"
+    assert v["outcome"]["by_arm"]["rho1"]["number"] in (2, 4)
+    assert v["outcome"]["by_arm"]["rho0_01"]["number"] == 3
+    dose = v["reported"]["dose_response"]
+    assert [(d["arm"], d["lambda"], d["form"]) for d in dose["rows"]] == [
+        ("rho0_01", 0.01, "rho"), ("rho0_1", 0.1, "rho"), ("rho1", 1.0, "rho"),
+        ("noise0_1", 0.1, "noise"),
+    ]  # fmt: skip
+    assert set(v["trust"]["arms"]) == set(arms)
+    lines = md.splitlines()
+    assert lines[2].startswith("**Outcomes by arm** — rho0_01: **Outcome 3**; rho0_1: ")
+    assert "## P2 steering, each augmented arm against the baseline" in md
+    assert "### Dose-response across all lambdas" in md
+    assert "| noise0_1 | 0.1 | noise |" in md
+    assert md.index("## How much this verdict can be trusted") > md.index("### Finals")
+    assert "*Plots not drawn*" not in md
+    for png in PLOTS.EXP9_PNGS:
+        assert (sweep / png).stat().st_size > 10_000
+
+
+def test_the_trust_section_counts_early_pairs_and_recomputes_ratios_on_a_window(tmp_path):
+    sweep = PLOTS.make_exp9_sweep(tmp_path / "sw", steps=CAP)
+    v = compute_verdict(sweep)
+    t = v["trust"]["arms"]["primary"]
+    # the fabricated 0.5 crossings come at steps 18-29 (< 50), the 0.1 ones after step 60
+    assert t["early_pairs"] == 4 and t["early"] == [f"{c}@0.5" for c in CELLS]
+    late = [p["ratio"] for p in v["P2"]["pairs"] if p["eps"] == 0.1]
+    assert t["late_pairs"] == 4 and abs(t["late_median_ratio"] - sorted(late)[1:3][0] / 2
+                                          - sorted(late)[1:3][1] / 2) < 1e-12  # fmt: skip
+    for pair in t["pairs"]:  # rho is smooth here: the window barely moves the ratio
+        assert abs(pair["window_ratio"] / pair["ratio"] - 1) < 0.02
+    md = render_markdown(v)
+    assert md.rstrip().split("\n## How much this verdict can be trusted")[1]
+    assert "| primary | 4 of 8 (n4m2@0.5, n5m2@0.5, n4m3@0.5, n5m3@0.5) |" in md

@@ -7,7 +7,8 @@ verdict's own reader, passed in by :func:`prereg.exp9.verdict.write_verdict`); c
 - ``exp9_trajectories.png`` — KL and rho against step for the three arms of each cell (log y),
   the thresholds eps x initial KL on the KL panels, the matched crossings marked.
 - ``exp9_pair_ratios.png`` — the 8 pair ratios r = rho_arm / rho_baseline (primary, and the
-  secondary arm's) against the steering bar, and each pair's signal/noise split (log y).
+  secondary arm's) against the steering bar, and each pair's signal/noise split (log y); for a
+  generalised registration (exp9_v2) every augmented arm's ratios and the dose-response.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from prereg.core.plotting import (
     titled,
 )
 from prereg.exp9 import analysis
+from prereg.exp9 import arms as arms_mod
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -40,14 +42,12 @@ if TYPE_CHECKING:
 
 TRAJECTORIES = "exp9_trajectories.png"
 PAIR_RATIOS = "exp9_pair_ratios.png"
-ARM_COLOURS = {"baseline": "#555555", "secondary": "#0072B2", "primary": "#D55E00"}
+ARM_COLOURS = {"baseline": "#555555", "secondary": "#0072B2", "primary": "#D55E00",
+               "rho0_01": "#D55E00", "rho0_1": "#CC79A7", "rho1": "#882255",
+               "noise0_1": "#009E73"}  # fmt: skip
 EPS_MARKERS = ["o", "s", "^", "D", "v"]
 SIGNAL_COLOUR, NOISE_COLOUR = "#0072B2", "#E69F00"
 Tables = Mapping[tuple[str, str], pd.DataFrame]
-
-
-def _arm_label(arm: str, lambdas: Mapping[str, float]) -> str:
-    return f"{arm} (λ = {lambdas[arm]:g})" if arm in lambdas else arm
 
 
 def _order(names: Sequence[str], preferred: Sequence[str]) -> list[str]:
@@ -122,7 +122,6 @@ def plot_trajectories(
     cells = registered + sorted({c for _, c in tables} - set(registered))
     arms = _order({a for a, _ in tables} | set(registration.get("lambdas") or {}), ARM_COLOURS)
     thresholds = list(registration.get("thresholds") or [])
-    lambdas = registration.get("lambdas") or {}
     ncols = 2 if len(cells) > 1 else 1
     nrows = math.ceil(len(cells) / ncols)
     # each cell is a (KL, rho) pair of rows; a thin spacer row separates the cells vertically
@@ -150,7 +149,13 @@ def plot_trajectories(
         grid[3 * r + 1, c].set_visible(False)
     drawn_arms = {a for a, _ in tables}
     handles: list[Any] = [
-        Line2D([], [], color=ARM_COLOURS.get(a, "#CC79A7"), lw=1.5, label=_arm_label(a, lambdas))
+        Line2D(
+            [],
+            [],
+            color=ARM_COLOURS.get(a, "#CC79A7"),
+            lw=1.5,
+            label=arms_mod.label(registration, a),
+        )
         for a in arms
         if a in drawn_arms
     ]
@@ -259,6 +264,8 @@ def plot_pair_ratios(v: Mapping[str, Any]) -> Figure:
     """The P2 pair ratios vs the steering bar (top) and their signal/noise split (bottom)."""
     if "refused" in v:
         raise SkipPlot(f"verdict refused ({v['refused']})")
+    if "arms" in v["P2"]:
+        return plot_arm_ratios(v)
     prim = list(v["P2"]["pairs"])
     dose = list(v["reported"]["dose_response"]["pairs"])
     if not any(p["ratio"] is not None for p in prim + dose):
@@ -270,6 +277,54 @@ def plot_pair_ratios(v: Mapping[str, Any]) -> Figure:
     ax_s.set_xticks(np.arange(len(prim)), [_pair_label(p) for p in prim])
     ax_s.set_xlabel("pair (cell, KL threshold ε × initial KL)")
     fig.suptitle(titled("exp9: pair ratios at matched KL crossings (log y)", v))
+    return fig
+
+
+def plot_arm_ratios(v: Mapping[str, Any]) -> Figure:
+    """A generalised verdict (exp9_v2): each augmented arm's pair ratios vs the steering bar
+    (top), and the dose-response across all lambdas: median r, signal and noise ratios (bottom)."""
+    p2s, rows = v["P2"]["arms"], v["reported"]["dose_response"]["rows"]
+    if not any(p["ratio"] is not None for p2 in p2s.values() for p in p2["pairs"]):
+        raise SkipPlot("no pair has a matched crossing in both arms yet")
+    fig, (ax_r, ax_d) = figure(2, 1, figsize=(10.5, 7.6))
+    first = next(iter(p2s.values()))
+    bar, pairs = float(first["steering_bar"]), first["pairs"]
+    x, width = np.arange(len(pairs)), 0.7 / max(len(p2s), 1)
+    ax_r.axhline(bar, color=PASS_COLOUR, lw=1.5, label=f"steering bar r = {bar:g}")
+    ax_r.axhline(1.0, color="black", lw=0.8, ls=":", label="r = 1 (no change)")
+    values = [bar, 1.0]
+    for k, (arm, p2) in enumerate(p2s.items()):
+        r = log_safe([p["ratio"] for p in p2["pairs"]])
+        values += [y for y in r if not math.isnan(y)]
+        ax_r.scatter(x + (k - (len(p2s) - 1) / 2) * width, r, s=40, zorder=4,
+                     color=ARM_COLOURS.get(arm, "#999999"), edgecolors="black", lw=0.4,
+                     label=f"{arm}: P2 {p2.get('result')}")  # fmt: skip
+    log_y(ax_r)
+    ax_r.set_ylim(min(values) / 1.6, max(values) * 1.6)
+    ax_r.set_xticks(x, [_pair_label(p) for p in pairs], fontsize=7)
+    ax_r.set_ylabel("r = ρ_arm / ρ_baseline at matched KL")
+    ax_r.set_title("P2 steering, each augmented arm against the baseline")
+    ax_r.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=8)
+    xd = np.arange(len(rows))
+    series = [
+        ("median_ratio", -0.25, "#444444", "median r"),
+        ("median_numerator_ratio", 0.0, SIGNAL_COLOUR, "median signal ratio ‖g‖²"),
+        ("median_denominator_ratio", 0.25, NOISE_COLOUR, "median noise ratio tr Σ"),
+    ]
+    dvals = [1.0]
+    for key, off, colour, label in series:
+        vals = np.array(log_safe([d[key] for d in rows]), dtype=float)
+        dvals += [float(y) for y in vals if not math.isnan(y)]
+        ax_d.bar(xd + off, np.where(np.isnan(vals), 0, vals - 1), 0.24, bottom=1.0,
+                 color=colour, label=label)  # fmt: skip
+    ax_d.axhline(1.0, color="black", lw=0.8)
+    log_y(ax_d)
+    ax_d.set_ylim(min(dvals) / 1.5, max(dvals) * 1.5)
+    ax_d.set_xticks(xd, [f"{d['arm']}\nλ = {d['lambda']:g}, {d['form']}" for d in rows])
+    ax_d.set_ylabel("arm / baseline at matched KL")
+    ax_d.set_title("Dose-response across all lambdas (reported, not in the verdict)")
+    ax_d.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=8)
+    fig.suptitle(titled("exp9: pair ratios at matched KL crossings, every arm (log y)", v))
     return fig
 
 

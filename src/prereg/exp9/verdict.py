@@ -22,7 +22,8 @@ import pandas as pd
 from prereg.core.registration import registration_line, registration_status
 from prereg.core.rundirs import RunInfo, find_runs
 from prereg.core.verdict_files import write_verdict_files
-from prereg.exp9 import analysis
+from prereg.exp9 import analysis, trust
+from prereg.exp9 import arms as arms_mod
 from prereg.exp9.config import Exp9Registration
 
 OUTCOMES = {
@@ -146,6 +147,231 @@ def load_tables(
         if x["metrics"] is not None and not x["metrics"].empty
     }
     return tables, next((x["registration"] for x in runs if x["registration"]), None)
+
+
+def _table_of(x: dict[str, Any] | None) -> pd.DataFrame | None:
+    """A loaded run's metrics table; None when it has none (or an empty one)."""
+    return x["metrics"] if x and x["metrics"] is not None and not x["metrics"].empty else None
+
+
+ByKey = dict[tuple[str, str], dict[str, Any]]
+
+
+def arm_pairs(by_key: ByKey, reg: dict[str, Any], arm: str) -> list[dict[str, Any]]:
+    """P2's pairs of ``arm`` against the baseline: per (cell, eps), the matched crossings and
+    the ratios of rho, of its numerator (signal) and of its denominator (noise)."""
+    rows = []
+    for c in reg["cells"]:
+        for eps in reg["thresholds"]:
+            ta, tb = (
+                _table_of(by_key.get((arm, c))),
+                _table_of(by_key.get((reg["baseline_arm"], c))),
+            )
+            ca = analysis.crossings(ta, [eps])[str(eps)] if ta is not None else None
+            cb = analysis.crossings(tb, [eps])[str(eps)] if tb is not None else None
+            rows.append(
+                {
+                    "cell": c,
+                    "eps": eps,
+                    "t_arm": ca and int(ca["step"]),
+                    "t_baseline": cb and int(cb["step"]),
+                    "ratio": _ratio(ca and ca["rho"], cb and cb["rho"]),
+                    "numerator_ratio": _ratio(ca and ca["signal"], cb and cb["signal"]),
+                    "denominator_ratio": _ratio(ca and ca["noise"], cb and cb["noise"]),
+                }
+            )
+    return rows
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pairs drawn (both crossings), their median ratio and how many have r > 1."""
+    ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
+    return {
+        "n_pairs": len(ratios),
+        "median_ratio": statistics.median(ratios) if ratios else None,
+        "count_gt_1": sum(r > 1 for r in ratios),
+    }
+
+
+def p2_check(by_key: ByKey, reg: dict[str, Any], arm: str, finished: Any) -> dict[str, Any]:
+    """P2 for ``arm`` against the baseline: median ratio vs the steering bar AND the count of
+    r > 1 vs the consistency count (``finished(key)``: the run if it finished, else None)."""
+    cells, thresholds = list(reg["cells"]), reg["thresholds"]
+    prim = arm_pairs(by_key, reg, arm)
+    s = summarise(prim)
+    n_pairs = len(cells) * len(thresholds)
+    median_ok = s["median_ratio"] is not None and s["median_ratio"] >= reg["steering_bar"]
+    count_ok = s["count_gt_1"] >= reg["consistency_count"]
+    p2 = s["n_pairs"] == n_pairs and median_ok and count_ok
+    p2_keys = [(a, c) for c in cells for a in (arm, reg["baseline_arm"])]
+    p2_have = sum(finished(k) is not None for k in p2_keys)
+    return {
+        "pairs": prim,
+        "n_pairs": s["n_pairs"],
+        "expected_pairs": n_pairs,
+        "median_ratio": s["median_ratio"],
+        "steering_bar": reg["steering_bar"],
+        "median_pass": median_ok,
+        "count_gt_1": s["count_gt_1"],
+        "consistency_count": reg["consistency_count"],
+        "count_pass": count_ok,
+        "median_result": gate_result(median_ok, False, p2_have, len(p2_keys)),
+        "count_result": gate_result(count_ok, False, p2_have, len(p2_keys)),
+        "pass": p2,
+        "result": gate_result(p2, False, p2_have, len(p2_keys)),
+    }
+
+
+def outcome_of(
+    p1: bool, p2: bool, p3: bool, p4: bool, out: dict[str, Any], n_expected: int
+) -> dict[str, Any]:
+    """The registered outcome table: ``{"number", "sentence"}`` (0 says why there is none)."""
+    halted, not_run = out["runs"]["halted"], out["runs"]["not_run"]
+    if not p1 or halted:
+        num = 0
+    elif p2 and p3 and p4:
+        num = 1
+    elif p2 and not p3:
+        num = 2
+    elif p3 and p4 and not p2:
+        num = 3
+    elif not p2 and not p3:
+        num = 4
+    else:
+        num = 0
+    sentence = OUTCOMES[num]
+    if num == 0:
+        n_done = n_expected - len(not_run)
+        sentence = (
+            f"no verdict: {len(halted)} run(s) HALTed ({', '.join(halted)})"
+            if halted
+            else "no verdict: P1 fails"
+            if out["P1"]["result"] == "FAIL"
+            else f"no verdict: the set is incomplete ({n_done} of {n_expected} runs)"
+            if not_run
+            else OUTCOMES[0]
+        )
+    return {"number": num, "sentence": sentence}
+
+
+def finals_rows(
+    by_key: ByKey, reg: dict[str, Any], arm: str, pairs: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per cell: ``arm``'s rho ratio to the baseline at the last step and over the final
+    window, flagged when it exceeds every matched ratio of the cell (the finals trap)."""
+    rows = []
+    for c in reg["cells"]:
+        xa, xb = by_key.get((arm, c)), by_key.get((reg["baseline_arm"], c))
+        if not (xa and xb and xa["metrics"] is not None and xb["metrics"] is not None):
+            continue
+        fa = analysis.finals(xa["metrics"], reg["finals_window"])
+        fb = analysis.finals(xb["metrics"], reg["finals_window"])
+        final_ratio = _ratio(fa["last_rho"], fb["last_rho"])
+        matched = [p["ratio"] for p in pairs if p["cell"] == c and p["ratio"] is not None]
+        rows.append(
+            {
+                "cell": c,
+                "final_ratio": final_ratio,
+                "final_median_ratio": _ratio(fa["median_rho"], fb["median_rho"]),
+                "max_matched_ratio": max(matched) if matched else None,
+                "finals_trap": bool(
+                    final_ratio is not None and matched and final_ratio > max(matched)
+                ),
+            }
+        )
+    return rows
+
+
+def _monotone(meds: Sequence[tuple[float, float | None]]) -> bool | None:
+    """Whether the medians, sorted by lambda, are monotone (None if one is missing)."""
+    if not all(m is not None for _, m in meds):
+        return None
+    vals = [m for _, m in sorted(meds)]
+    pairs = list(zip(vals, vals[1:], strict=False))
+    return all(x <= y for x, y in pairs) or all(x >= y for x, y in pairs)
+
+
+def trust_section(
+    by_key: ByKey, reg: dict[str, Any], p2s: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """verdict.json's ``trust``: per tested arm, the P2 pairs crossed before the aux term has
+    acted and the ratios on a window around each crossing (:mod:`prereg.exp9.trust`)."""
+    out: dict[str, Any] = {"early_steps": trust.EARLY_STEPS, "window": trust.WINDOW, "arms": {}}
+    for arm, p2 in p2s.items():
+        rows = [
+            trust.pair_trust(
+                p,
+                _table_of(by_key.get((arm, p["cell"]))),
+                _table_of(by_key.get((reg["baseline_arm"], p["cell"]))),
+            )
+            for p in p2["pairs"]
+        ]
+        out["arms"][arm] = trust.arm_trust(rows, reg["steering_bar"], reg["consistency_count"])
+    return out
+
+
+def _generalised(
+    out: dict[str, Any], by_key: ByKey, reg: dict[str, Any], p2s: dict[str, Any], p1: bool
+) -> None:
+    """exp9_v2's verdict (``verdict_arm: all``): P3 and an outcome for each augmented arm
+    against the baseline (P1 and P4 are the whole set's), and the dose-response across all
+    lambdas (reported)."""
+    base, p4, runs = reg["baseline_arm"], out["P4"]["verified"], out["runs"]
+    n_expected = runs["expected"]
+    out["P3"]["arms"], out["outcome"] = {}, {"by_arm": {}}
+    dose = []
+    for arm, p2 in p2s.items():
+        mine = [r for r in out["P3"]["crossings"] if r["run"].split("/")[0] in (arm, base)]
+        not_crossed = [f"{r['run']}@{r['eps']}" for r in mine if r["step"] is None]
+        missing = [k for k in runs["not_run"] if k.split("/")[0] in (arm, base)]
+        need = 2 * len(reg["cells"])
+        p3 = not missing and not not_crossed
+        out["P3"]["arms"][arm] = {
+            "not_crossed": not_crossed,
+            "missing_runs": missing,
+            "pass": p3,
+            "result": gate_result(p3, bool(not_crossed), need - len(missing), need),
+        }
+        out["outcome"]["by_arm"][arm] = outcome_of(p1, p2["pass"], p3, p4, out, n_expected)
+        finals = finals_rows(by_key, reg, arm, p2["pairs"])
+        kl = [_kl_cost(by_key, reg, arm, c) for c in reg["cells"]]
+        kl = [x for x in kl if x is not None]
+        dose.append(
+            {
+                "arm": arm,
+                "lambda": arms_mod.arm_spec(reg, arm).lam,
+                "form": arms_mod.arm_spec(reg, arm).form,
+                "median_ratio": p2["median_ratio"],
+                "count_gt_1": p2["count_gt_1"],
+                "n_pairs": p2["n_pairs"],
+                "median_numerator_ratio": _median([p["numerator_ratio"] for p in p2["pairs"]]),
+                "median_denominator_ratio": _median([p["denominator_ratio"] for p in p2["pairs"]]),
+                "median_final_kl_ratio": _median(kl),
+                "p3": out["P3"]["arms"][arm]["result"],
+                "finals": finals,
+            }
+        )
+    by_arm = out["outcome"]["by_arm"]
+    out["outcome"]["number"] = None  # one outcome per arm
+    out["outcome"]["sentence"] = "; ".join(f"{a}: Outcome {o['number']}" for a, o in by_arm.items())
+    rho = [(0.0, 1.0)] + [(d["lambda"], d["median_ratio"]) for d in dose if d["form"] == "rho"]
+    out["reported"] = {
+        "dose_response": {"rows": dose, "monotone_in_lambda_rho": _monotone(rho)},
+    }
+
+
+def _median(xs: Sequence[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None]
+    return statistics.median(vals) if vals else None
+
+
+def _kl_cost(by_key: ByKey, reg: dict[str, Any], arm: str, cell: str) -> float | None:
+    """The arm's final-window median KL over the baseline's, in one cell (None if absent)."""
+    ta, tb = _table_of(by_key.get((arm, cell))), _table_of(by_key.get((reg["baseline_arm"], cell)))
+    if ta is None or tb is None:
+        return None
+    w = reg["finals_window"]
+    return _ratio(analysis.finals(ta, w)["median_kl"], analysis.finals(tb, w)["median_kl"])
 
 
 def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
@@ -284,68 +510,14 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
     out["P1"]["pass"] = p1
     out["P1"]["result"] = _combine(list(results.values()))
 
-    # ------------------------------------------------------------------ P2 (+ dose-response)
-    def pairs(arm: str) -> list[dict[str, Any]]:
-        rows = []
-        for c in cells:
-            for eps in thresholds:
-                xa, xb = by_key.get((arm, c)), by_key.get((reg["baseline_arm"], c))
-                ca = (
-                    analysis.crossings(xa["metrics"], [eps])[str(eps)]
-                    if xa and xa["metrics"] is not None and not xa["metrics"].empty
-                    else None
-                )
-                cb = (
-                    analysis.crossings(xb["metrics"], [eps])[str(eps)]
-                    if xb and xb["metrics"] is not None and not xb["metrics"].empty
-                    else None
-                )
-                rows.append(
-                    {
-                        "cell": c,
-                        "eps": eps,
-                        "t_arm": ca and int(ca["step"]),
-                        "t_baseline": cb and int(cb["step"]),
-                        "ratio": _ratio(ca and ca["rho"], cb and cb["rho"]),
-                        "numerator_ratio": _ratio(ca and ca["signal"], cb and cb["signal"]),
-                        "denominator_ratio": _ratio(ca and ca["noise"], cb and cb["noise"]),
-                    }
-                )
-        return rows
-
-    def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
-        return {
-            "n_pairs": len(ratios),
-            "median_ratio": statistics.median(ratios) if ratios else None,
-            "count_gt_1": sum(r > 1 for r in ratios),
-        }
-
-    prim = pairs(reg["verdict_arm"])
-    s = summarise(prim)
-    n_pairs = len(cells) * len(thresholds)
-    median_ok = s["median_ratio"] is not None and s["median_ratio"] >= reg["steering_bar"]
-    count_ok = s["count_gt_1"] >= reg["consistency_count"]
-    p2 = s["n_pairs"] == n_pairs and median_ok and count_ok
-    p2_keys = [(arm, c) for c in cells for arm in (reg["verdict_arm"], reg["baseline_arm"])]
-    p2_have = sum(finished(k) is not None for k in p2_keys)
-    median_result = gate_result(median_ok, False, p2_have, len(p2_keys))
-    count_result = gate_result(count_ok, False, p2_have, len(p2_keys))
-    out["P2"] = {
-        "pairs": prim,
-        "n_pairs": s["n_pairs"],
-        "expected_pairs": n_pairs,
-        "median_ratio": s["median_ratio"],
-        "steering_bar": reg["steering_bar"],
-        "median_pass": median_ok,
-        "count_gt_1": s["count_gt_1"],
-        "consistency_count": reg["consistency_count"],
-        "count_pass": count_ok,
-        "median_result": median_result,
-        "count_result": count_result,
-        "pass": p2,
-        "result": gate_result(p2, False, p2_have, len(p2_keys)),
-    }
+    # ------------------------------------------------------------------ P2: each tested arm
+    general = arms_mod.generalised(reg)
+    p2s = {a: p2_check(by_key, reg, a, finished) for a in arms_mod.augmented(reg)}
+    if general:
+        out["P2"] = {"arms": p2s}
+    else:
+        out["P2"] = p2s[reg["verdict_arm"]]
+        p2 = out["P2"]["pass"]
 
     # ------------------------------------------------------------------ P3
     p3_rows = []
@@ -410,75 +582,30 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
     }
 
     # ------------------------------------------------------------------ outcome
-    any_halt = bool(halted)
-    if not p1 or any_halt:
-        num = 0
-    elif p2 and p3 and p4:
-        num = 1
-    elif p2 and not p3:
-        num = 2
-    elif p3 and p4 and not p2:
-        num = 3
-    elif not p2 and not p3:
-        num = 4
-    else:
-        num = 0
-    sentence = OUTCOMES[num]
-    if num == 0:
-        n_done = len(expected) - len(not_run)
-        sentence = (
-            f"no verdict: {len(halted)} run(s) HALTed ({', '.join(halted)})"
-            if any_halt
-            else "no verdict: P1 fails"
-            if out["P1"]["result"] == "FAIL"
-            else f"no verdict: the set is incomplete ({n_done} of {len(expected)} runs)"
-            if not_run
-            else OUTCOMES[0]
-        )
-    out["outcome"] = {"number": num, "sentence": sentence}
+    if general:
+        _generalised(out, by_key, reg, p2s, p1)
+        out["trust"] = trust_section(by_key, reg, p2s)
+        return out
+    out["outcome"] = outcome_of(p1, p2, p3, p4, out, len(expected))
 
     # ------------------------------------------------------------------ reported only
-    dose = pairs(reg["dose_arm"])
+    prim, s = out["P2"]["pairs"], out["P2"]
+    dose = arm_pairs(by_key, reg, reg["dose_arm"])
     ds = summarise(dose)
     lam_p, lam_s = reg["lambdas"][reg["verdict_arm"]], reg["lambdas"][reg["dose_arm"]]
     meds = sorted([(0.0, 1.0), (lam_s, ds["median_ratio"]), (lam_p, s["median_ratio"])])
-    monotone = None
-    if all(m is not None for _, m in meds):
-        vals = [m for _, m in meds]
-        monotone = all(x <= y for x, y in zip(vals, vals[1:], strict=False)) or all(
-            x >= y for x, y in zip(vals, vals[1:], strict=False)
-        )
-    finals_rows = []
-    for c in cells:
-        xa, xb = by_key.get((reg["verdict_arm"], c)), by_key.get((reg["baseline_arm"], c))
-        if not (xa and xb and xa["metrics"] is not None and xb["metrics"] is not None):
-            continue
-        fa = analysis.finals(xa["metrics"], reg["finals_window"])
-        fb = analysis.finals(xb["metrics"], reg["finals_window"])
-        final_ratio = _ratio(fa["last_rho"], fb["last_rho"])
-        matched = [p["ratio"] for p in prim if p["cell"] == c and p["ratio"] is not None]
-        finals_rows.append(
-            {
-                "cell": c,
-                "final_ratio": final_ratio,
-                "final_median_ratio": _ratio(fa["median_rho"], fb["median_rho"]),
-                "max_matched_ratio": max(matched) if matched else None,
-                "finals_trap": bool(
-                    final_ratio is not None and matched and final_ratio > max(matched)
-                ),
-            }
-        )
     out["reported"] = {
         "dose_response": {
             "arm": reg["dose_arm"],
             "lambda": lam_s,
             "pairs": dose,
             **ds,
-            "monotone_in_lambda": monotone,
+            "monotone_in_lambda": _monotone(meds),
             "medians_by_lambda": [{"lambda": lam, "median_ratio": m} for lam, m in meds],
         },
-        "finals": finals_rows,
+        "finals": finals_rows(by_key, reg, reg["verdict_arm"], prim),
     }
+    out["trust"] = trust_section(by_key, reg, p2s)
     return out
 
 
@@ -521,14 +648,10 @@ def _step(x: int | None) -> str:
     return "—" if x is None else str(x)
 
 
-def render_markdown(v: dict[str, Any]) -> str:
-    """verdict.md: every figure with its gate and PASS/FAIL."""
+def _head_lines(v: dict[str, Any], outcome: str) -> list[str]:
+    """The title, exploratory flag, outcome line (``outcome`` after its tag), registration
+    and runs."""
     lines = [f"# exp9 verdict — {v['sweep_dir']}", ""]
-    o = v["outcome"]
-    if "refused" in v:
-        return "\n".join(
-            lines + [f"**REFUSED**: {v['refused']}", "", f"Outcome 0 — {o['sentence']}"]
-        )
     reg, runs = v["registration"], v["runs"]
     explore = exploratory_line(v)
     if explore:
@@ -538,7 +661,7 @@ def render_markdown(v: dict[str, Any]) -> str:
             "",
         ]
     tag = " (exploratory)" if explore else ""
-    lines += [f"**Outcome {o['number']}**{tag} — {o['sentence']}", ""]
+    lines += [outcome.replace("{tag}", tag), ""]
     lines.append(registration_line(reg))
     lines += ["", f"Runs: {runs['completed']}/{runs['expected']} completed."]
     not_run = runs.get("not_run", runs["missing"])
@@ -553,6 +676,12 @@ def render_markdown(v: dict[str, Any]) -> str:
         if k not in not_run:
             lines.append(f"Not completed: {k} — {why}")
 
+    return lines
+
+
+def _p1_lines(v: dict[str, Any]) -> list[str]:
+    """P1's section: finite values, resolvent fidelity, finite differences."""
+    lines: list[str] = []
     p1 = v["P1"]
     fin, fid, fd = p1["finite"], p1["fidelity"], p1["finite_differences"]
     lines += ["", f"## P1 feasibility + fidelity: {_res(p1)}", ""]
@@ -582,6 +711,12 @@ def render_markdown(v: dict[str, Any]) -> str:
         ],
     )
 
+    return lines
+
+
+def _p2_lines(v: dict[str, Any]) -> list[str]:
+    """exp9_v1's P2 section: the verdict arm's pairs against the steering bar."""
+    lines: list[str] = []
     p2 = v["P2"]
     lines += [
         "",
@@ -616,6 +751,12 @@ def render_markdown(v: dict[str, Any]) -> str:
         ],
     )
 
+    return lines
+
+
+def _p3_lines(v: dict[str, Any]) -> list[str]:
+    """P3's section: every run crosses every threshold within the step cap."""
+    lines: list[str] = []
     p3 = v["P3"]
     not_crossed = ", ".join(p3["not_crossed"])
     absent = p3.get("missing_runs") or []
@@ -630,6 +771,12 @@ def render_markdown(v: dict[str, Any]) -> str:
     if absent:
         lines += ["", f"Missing runs (not counted as not crossed): {', '.join(absent)}."]
 
+    return lines
+
+
+def _p4_lines(v: dict[str, Any]) -> list[str]:
+    """P4's section: the kernel diagnostics of every run."""
+    lines: list[str] = []
     p4 = v["P4"]
     cells_ok = p4["cells"] == p4["expected_cells"] and p4["failed_cells"] == 0
     gap_ok = p4["min_gap"] is not None and p4["min_gap"] >= p4["gate_gap"]
@@ -679,6 +826,12 @@ def render_markdown(v: dict[str, Any]) -> str:
         ],
     )
 
+    return lines
+
+
+def _reported_lines(v: dict[str, Any]) -> list[str]:
+    """exp9_v1's reported-only sections: dose-response and finals."""
+    lines: list[str] = []
     d = v["reported"]["dose_response"]
     lines += [
         "",
@@ -728,7 +881,181 @@ def render_markdown(v: dict[str, Any]) -> str:
             for r in v["reported"]["finals"]
         ],
     )
+    return lines
+
+
+def render_markdown(v: dict[str, Any]) -> str:
+    """verdict.md: every figure with its gate and PASS/FAIL; the trust section last."""
+    o = v["outcome"]
+    if "refused" in v:
+        return "\n".join(
+            [
+                f"# exp9 verdict — {v['sweep_dir']}",
+                "",
+                f"**REFUSED**: {v['refused']}",
+                "",
+                f"Outcome 0 — {o['sentence']}",
+            ]
+        )
+    if "arms" in v["P2"]:
+        return render_generalised(v)
+    head = f"**Outcome {o['number']}**{{tag}} — {o['sentence']}"
+    lines = _head_lines(v, head) + _p1_lines(v) + _p2_lines(v) + _p3_lines(v) + _p4_lines(v)
+    lines += _reported_lines(v)
     lines.append("")
+    lines += trust_lines(v)
+    return "\n".join(lines)
+
+
+def _arm_p2(v: dict[str, Any], arm: str) -> dict[str, Any]:
+    return v["P2"]["arms"][arm] if "arms" in v["P2"] else v["P2"]
+
+
+def trust_lines(v: dict[str, Any]) -> list[str]:
+    """verdict.md's last section, "How much this verdict can be trusted" (reported only)."""
+    t = v.get("trust")
+    if not t:
+        return []
+    early, half = t["early_steps"], t["window"]
+    lines = [
+        "## How much this verdict can be trusted",
+        "",
+        "Reported, not a gate. P2 takes each ratio at one step, the matched crossing:",
+        "",
+        f"- **early pairs**: an arm that crosses before step {early} is compared before its "
+        "auxiliary term has acted (every arm of a cell starts from the same theta, and Adam "
+        "moves each coordinate by about lr per step), so its ratio is near 1 by construction;",
+        f"- **window**: each ratio recomputed from the medians of rho over +-{half} steps "
+        "around each arm's crossing, so that one step of Adam's oscillation cannot decide it.",
+        "",
+    ]
+    rows = []
+    for arm, a in t["arms"].items():
+        p2 = _arm_p2(v, arm)
+        named = f" ({', '.join(a['early'])})" if a["early"] else ""
+        decision = _pf(a["window_p2_pass"]) if a["window_p2_pass"] is not None else "—"
+        rows.append(
+            [
+                arm,
+                f"{a['early_pairs']} of {a['n_pairs']}{named}",
+                f"{_f(a['late_median_ratio'])} ({a['late_pairs']} pairs)",
+                _f(a["window_median_ratio"]),
+                f"{a['window_count_gt_1']} of {a['window_pairs']}",
+                f"{decision} (P2: {_res(p2)})",
+            ]
+        )
+    lines += _table(
+        [
+            "arm",
+            f"pairs crossed before step {early}",
+            "median r without them",
+            f"median r, +-{half}-step window",
+            "window r > 1",
+            "P2's gates on the window ratios",
+        ],
+        rows,
+    )
+    lines += ["", "Per pair:", ""]
+    lines += _table(
+        ["arm", "cell", "eps", "t_arm", "t_baseline", "r", "window r", "early"],
+        [
+            [arm, r["cell"], r["eps"], _step(r["t_arm"]), _step(r["t_baseline"]),
+             _f(r["ratio"]), _f(r["window_ratio"]), "yes" if r["early"] else "no"]
+            for arm, a in t["arms"].items()
+            for r in a["pairs"]
+        ],
+    )  # fmt: skip
+    return lines + [""]
+
+
+def _pair_table(pairs: Sequence[dict[str, Any]]) -> list[str]:
+    return _table(
+        ["cell", "eps", "t_arm", "t_baseline", "r = rho_arm/rho_b", "numerator ratio",
+         "denominator ratio"],
+        [
+            [r["cell"], r["eps"], _step(r["t_arm"]), _step(r["t_baseline"]), _f(r["ratio"]),
+             _f(r["numerator_ratio"]), _f(r["denominator_ratio"])]
+            for r in pairs
+        ],
+    )  # fmt: skip
+
+
+def render_generalised(v: dict[str, Any]) -> str:
+    """verdict.md of a generalised registration (exp9_v2): each augmented arm against the
+    baseline, an outcome per arm, the dose-response across all lambdas, the trust section."""
+    by_arm, dose = v["outcome"]["by_arm"], v["reported"]["dose_response"]
+    spec = {d["arm"]: d for d in dose["rows"]}
+    head = "**Outcomes by arm**{tag} — " + "; ".join(
+        f"{a}: **Outcome {o['number']}**" for a, o in by_arm.items()
+    )
+    lines = _head_lines(v, head)
+    lines += ["", "## Outcome by arm (the registered table, each arm against the baseline)", ""]
+    lines += _table(
+        ["arm", "lambda", "form", "P2", "P3", "outcome"],
+        [
+            [a, f"{spec[a]['lambda']:g}", spec[a]["form"], _res(v["P2"]["arms"][a]),
+             _res(v["P3"]["arms"][a]), f"{o['number']} — {o['sentence']}"]
+            for a, o in by_arm.items()
+        ],
+    )  # fmt: skip
+    lines += _p1_lines(v)
+    lines += ["", "## P2 steering, each augmented arm against the baseline", ""]
+    first = next(iter(v["P2"]["arms"].values()))
+    lines += _table(
+        ["arm", f"median r vs bar {first['steering_bar']}",
+         f"pairs with r > 1 (consistency count {first['consistency_count']})", "result"],
+        [
+            [a, f"{_f(p['median_ratio'])}: {p['median_result']}",
+             f"{p['count_gt_1']} of {p['n_pairs']}: {p['count_result']}", _res(p)]
+            for a, p in v["P2"]["arms"].items()
+        ],
+    )  # fmt: skip
+    for a, p in v["P2"]["arms"].items():
+        lines += ["", f"### {a} (lambda {spec[a]['lambda']:g}, form {spec[a]['form']})", ""]
+        lines += _pair_table(p["pairs"])
+    lines += _p3_lines(v)
+    lines += ["", "Each arm with the baseline (the arm's P3):", ""]
+    lines += _table(
+        ["arm", "not crossed", "result"],
+        [[a, ", ".join(p["not_crossed"]) or "none", _res(p)] for a, p in v["P3"]["arms"].items()],
+    )
+    lines += _p4_lines(v)
+    mono = dose["monotone_in_lambda_rho"]
+    lines += [
+        "",
+        "## Reported, not in the verdict",
+        "",
+        "### Dose-response across all lambdas",
+        "",
+        "Medians over each arm's pairs at matched crossings; KL cost is the arm's final-window "
+        "median KL over the baseline's (median over cells). Median r monotone in lambda over the "
+        f"rho arms (baseline r = 1): {mono}.",
+        "",
+    ]
+    lines += _table(
+        ["arm", "lambda", "form", "median r", "r > 1", "median signal ratio",
+         "median noise ratio", "KL cost", "P3"],
+        [["baseline", "0", "—", "1", "—", "1", "1", "1", "—"]]
+        + [
+            [d["arm"], f"{d['lambda']:g}", d["form"], _f(d["median_ratio"]),
+             f"{d['count_gt_1']} of {d['n_pairs']}", _f(d["median_numerator_ratio"]),
+             _f(d["median_denominator_ratio"]), _f(d["median_final_kl_ratio"]), d["p3"]]
+            for d in dose["rows"]
+        ],
+    )  # fmt: skip
+    lines += ["", "### Finals (last step; excluded from the verdict by design)", ""]
+    lines += _table(
+        ["arm", "cell", "rho ratio at last step", "median ratio over final window",
+         "max matched ratio", "finals trap"],
+        [
+            [d["arm"], r["cell"], _f(r["final_ratio"]), _f(r["final_median_ratio"]),
+             _f(r["max_matched_ratio"]), "FLAG: exceeds matched" if r["finals_trap"] else "no"]
+            for d in dose["rows"]
+            for r in d["finals"]
+        ],
+    )  # fmt: skip
+    lines.append("")
+    lines += trust_lines(v)
     return "\n".join(lines)
 
 
