@@ -2,13 +2,16 @@
 
 The fake study's state is ``{"w": [2 floats], "step": int}``; one step logs the row
 ``(step, loss=sum(w), w0)`` of the state it starts from, then halves ``w`` and adds 1.  Faults
-are injected by step: a NaN loss, a NaN in the state, a NaN per-row array, a Stop, or a crash
-after the rows are written (a kill before the checkpoint).
+are injected by step: a NaN loss, a NaN in the state, a NaN per-row array, a Stop, a crash
+after the rows are written (a kill before the checkpoint), or a real signal sent to this process
+while a step runs (SIGTERM, SIGINT, SIGUSR2: the loop defers it to a checkpoint).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from prereg.core.signals import RunInterrupted, interrupts_as_exceptions
 from prereg.training import checkpoints as ck
 from prereg.training.loop import Chunk, ChunkedStudy, Stop, train_in_chunks
 from prereg.training.nonfinite import NonFiniteError
@@ -38,8 +42,11 @@ class FakeTB:
 class Fake(ChunkedStudy):
     index, columns, checked = "step", ["step", "loss", "w0"], ["loss"]
 
-    def __init__(self, target: int = 10, chunk: int = 3, **faults: int) -> None:
+    def __init__(
+        self, target: int = 10, chunk: int = 3, per_call: int | None = None, **faults: int
+    ) -> None:
         self.chunk_size, self._target, self.faults = chunk, target, faults
+        self.steps_per_call = per_call
         self.after: list[list[int]] = []
         self.chunk_calls = 0
 
@@ -60,6 +67,8 @@ class Fake(ChunkedStudy):
         self.chunk_calls += 1
         w, step, rows, extra = state["w"].copy(), int(state["step"]), [], []
         for _ in range(k):
+            if step == self.faults.get("signal_at"):  # delivered now, handled between calls
+                os.kill(os.getpid(), self.faults.get("signum", signal.SIGTERM))
             loss = np.nan if step == self.faults.get("nan_loss") else float(w.sum())
             rows.append({"step": step, "loss": loss, "w0": float(w[0])})
             extra.append(np.full(3, np.inf if step == self.faults.get("nan_extra") else 1.0))
@@ -104,7 +113,8 @@ def test_a_run_writes_every_row_checkpoints_each_chunk_and_keeps_the_newest_two(
     assert [f[0] for f in tb.frames] == study.after and {f[2] for f in tb.frames} == {"metrics"}
     assert ckpts(tmp_path) == ["step_00000009", "step_00000010"]
     flat, meta = ck.load_checkpoint(tmp_path / "checkpoints" / "step_00000010")
-    assert meta == {"step": 10, "note": "fake"} and np.array_equal(flat["['w']"], state["w"])
+    assert meta == {"step": 10, "note": "fake", "chunk_origin": 0}
+    assert np.array_equal(flat["['w']"], state["w"])
     # a finished run asked again trains nothing and returns the same rows
     again = Fake(target=10, chunk=3)
     _, same = run(tmp_path, again)
@@ -200,4 +210,55 @@ def test_a_stop_keeps_rows_through_its_step_runs_after_chunk_and_writes_no_check
         run(tmp_path, study)
     assert pd.read_csv(tmp_path / "metrics.csv")["step"].tolist() == list(range(5))
     assert study.after == [[0, 1, 2], [3, 4]]
+    assert ckpts(tmp_path) == ["step_00000003"]
+
+
+def run_signalled(out: Path, study: Fake) -> RunInterrupted:
+    """``run`` under the run body's handlers (as ``guarded_run`` sets them); its interrupt."""
+    with pytest.raises(RunInterrupted) as info, interrupts_as_exceptions():
+        run(out, study)
+    return info.value
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGUSR2])
+def test_a_signal_mid_chunk_checkpoints_the_update_it_landed_in_then_resumes_exactly(
+    tmp_path: Path, signum: int
+) -> None:
+    """One step per call (PPO): the signal lands while step 4 runs (chunk 3..5); the run stops
+    after that step with a checkpoint at 5, not at the previous periodic one (3)."""
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    ref_state, _ = run(whole, Fake(per_call=1))
+    study = Fake(per_call=1, signal_at=4, signum=signum)
+    assert run_signalled(cut, study).signum == signum
+    assert ckpts(cut) == ["step_00000003", "step_00000005"]
+    _, meta = ck.load_checkpoint(cut / "checkpoints" / "step_00000005")
+    assert meta == {"step": 5, "note": "fake", "chunk_origin": 0}
+    assert pd.read_csv(cut / "metrics.csv")["step"].tolist() == list(range(5))
+    assert study.after == [[0, 1, 2]]  # not for the chunk cut short: its periodic work waits
+    again = Fake(per_call=1)
+    state, _ = run(cut, again)
+    assert again.after[0] == [5]  # the rest of the interrupted chunk first, then 6..8, 9
+    assert again.after[1:] == [[6, 7, 8], [9]]
+    assert (cut / "metrics.csv").read_bytes() == (whole / "metrics.csv").read_bytes()
+    assert np.array_equal(state["w"], ref_state["w"]) and ckpts(cut) == ckpts(whole)
+
+
+def test_a_signal_in_a_one_call_chunk_finishes_the_chunk_and_checkpoints_it(
+    tmp_path: Path,
+) -> None:
+    """exp9's case: a chunk is one call; the signal stops the run at the chunk's end."""
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run(whole, Fake())
+    study = Fake(signal_at=4)
+    assert run_signalled(cut, study).signum == signal.SIGTERM
+    assert ckpts(cut) == ["step_00000003", "step_00000006"]
+    assert study.after == [[0, 1, 2], [3, 4, 5]]
+    run(cut, Fake())
+    assert (cut / "metrics.csv").read_bytes() == (whole / "metrics.csv").read_bytes()
+
+
+def test_a_signal_pending_when_the_run_fails_stops_it_as_interrupted(tmp_path: Path) -> None:
+    """A signal in the chunk that turns non-finite: the user's stop wins (no checkpoint)."""
+    info = run_signalled(tmp_path, Fake(per_call=1, signal_at=4, nan_loss=4))
+    assert isinstance(info.__context__, NonFiniteError)
     assert ckpts(tmp_path) == ["step_00000003"]

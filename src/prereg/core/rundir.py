@@ -1,6 +1,6 @@
 """The run-directory contract shared by every runner (DESIGN section 4).
 
-``run.json`` records status (running, completed, failed, halted, skipped), the reason,
+``run.json`` records status (running, completed, failed, halted, skipped, requeued), the reason,
 start/end times, wall seconds, the registration hash, package/JAX versions, the git
 commit and, under SLURM, the job and array ids.  A run's life is wrapped by
 :func:`guarded_run`: whatever happens inside, ``run.json`` ends in a final state.
@@ -31,12 +31,15 @@ from prereg.core.atomic import (
 from prereg.core.errors import ConfigError
 from prereg.core.lease import lease
 from prereg.core.registration import differing_constants
-from prereg.core.signals import interrupts_as_exceptions
+from prereg.core.requeue import requeue_note
+from prereg.core.signals import RunInterrupted, interrupts_as_exceptions
 
 log = logging.getLogger("prereg")
 
-STATUSES = ("running", "completed", "failed", "halted", "skipped")
-FINAL_STATUSES = ("completed", "failed", "halted", "skipped")
+STATUSES = ("running", "completed", "failed", "halted", "skipped", "requeued")
+#: how an attempt ends (``requeued``: stopped by a signal while SLURM requeues its job, which
+#: starts it again from its checkpoint)
+FINAL_STATUSES = ("completed", "failed", "halted", "skipped", "requeued")
 
 
 class RunHalted(Exception):
@@ -169,7 +172,9 @@ def guarded_run(
     ``failed`` with a one-line reason and the traceback in ``logs/error.txt``; the
     exception is then re-raised so the caller decides whether the sweep goes on.  A full or
     read-only disk is re-raised as :class:`CannotWrite`, which stops the sweep (``failed``
-    is then recorded only if the disk still takes ``run.json``).
+    is then recorded only if the disk still takes ``run.json``).  A signal is first handed on
+    to a handler the run replaced (submitit's SIGUSR2: requeue), then recorded
+    (:func:`record_interrupted`: ``requeued`` when SLURM requeues the job).
     """
     tic = time.perf_counter()
     try:
@@ -182,6 +187,12 @@ def guarded_run(
     except RunSkipped as exc:
         rundir.finish("skipped", str(exc), time.perf_counter() - tic)
         raise
+    except RunInterrupted as exc:  # the training loop has checkpointed the interrupted update
+        try:
+            exc.hand_on()  # submitit's SIGUSR2 handler requeues the job, then raises SystemExit
+        finally:
+            record_interrupted(rundir, exc, time.perf_counter() - tic)
+        raise
     except BaseException as exc:
         record_failure(rundir, exc, time.perf_counter() - tic)
         unwritable = cannot_write(exc, rundir.path)
@@ -190,6 +201,19 @@ def guarded_run(
         raise
     rundir.finish("completed", None, time.perf_counter() - tic)
     return summary
+
+
+def record_interrupted(rundir: RunDir, exc: RunInterrupted, seconds: float) -> None:
+    """``requeued`` with SLURM's note if SLURM is requeueing this job (preemption, ``scontrol
+    requeue``, submitit's time-limit requeue), else ``failed`` (:func:`record_failure`)."""
+    note = requeue_note()
+    if note is None:
+        return record_failure(rundir, exc, seconds)
+    try:
+        rundir.finish("requeued", f"{one_line(exc)}; {note}", seconds)
+    except OSError as err:
+        log.error("could not record the requeue in %s: %s", rundir.path, one_line(err))
+    return None
 
 
 def record_failure(rundir: RunDir, exc: BaseException, seconds: float) -> None:

@@ -1,9 +1,12 @@
-"""SIGTERM and Ctrl-C: one exception, :class:`RunInterrupted`, wherever they land.
+"""SIGTERM, SIGINT and SIGUSR2: one exception, :class:`RunInterrupted`, wherever they land.
 
-``run.py`` installs the handlers before its slow imports; a run body re-installs them
-(:func:`interrupts_as_exceptions`) so ``run.json`` records which signal stopped the run.  A
-signal inside an import is deferred, one swallowed by a callback is resent, and one nothing
-catches ends the process with one line and status 128 + signal.
+``run.py`` installs the handlers in its first lines, before any slow import; a run body
+re-installs them (:func:`interrupts_as_exceptions`) so ``run.json`` records which signal stopped
+the run, and hands the signal on afterwards to a handler it replaced (submitit's SIGUSR2:
+checkpoint and requeue).  A training loop defers them (:func:`deferred_interrupts`) to the end
+of the current update, so its checkpoint is written first.  A signal inside an import is
+deferred, one swallowed by a callback is resent, and one nothing catches ends the process with
+one line and status 128 + signal.
 """
 
 from __future__ import annotations
@@ -12,27 +15,36 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 
 class RunInterrupted(BaseException):
-    """The process received SIGTERM (SLURM preemption, timeout, ``scancel``, ``kill``) or
-    SIGINT (Ctrl-C).
+    """The process received SIGTERM (SLURM preemption, ``scancel``, ``kill``), SIGINT (Ctrl-C)
+    or SIGUSR2 (the signal submitit asks SLURM to send before the time limit).
 
     A BaseException, like KeyboardInterrupt, so that a sweep stops instead of going on.
     """
 
     def __init__(self, signum: int) -> None:
         self.signum = int(signum)
+        #: the handler prereg replaced for this signal (set by :func:`interrupts_as_exceptions`)
+        self.replaced: Callable[[int, Any], Any] | None = None
         super().__init__(f"interrupted by signal {signal.Signals(signum).name}")
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.signum,))
 
+    def hand_on(self) -> None:
+        """Call the handler prereg replaced for this signal, if it was another Python one:
+        under submitit, SIGUSR2's checkpoints the job and requeues it, then raises SystemExit
+        (after the run's own checkpoint, so nothing is lost)."""
+        if self.replaced is not None:
+            self.replaced(self.signum, None)
 
-INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
 
 
 def _resend_later(signum: int) -> None:
@@ -52,7 +64,7 @@ def _importing(frame: Any) -> bool:
 
 
 def raise_interrupted(signum: int, frame: Any) -> None:
-    """Signal handler: SIGTERM/SIGINT become :class:`RunInterrupted` (run.py installs it).
+    """Signal handler: SIGTERM/SIGINT/SIGUSR2 become :class:`RunInterrupted` (run.py installs it).
 
     Inside an import the signal is deferred (resent until the import is done): an exception
     raised while a native extension (jaxlib) initialises can abort the whole process
@@ -103,20 +115,33 @@ def _exit_interrupted(exc_type: type, exc: BaseException, tb: Any) -> None:
     os._exit(128 + exc.signum)
 
 
-def install_interrupt_handlers() -> None:
-    """From now on SIGTERM and SIGINT raise :class:`RunInterrupted` in the main thread; one
-    swallowed by a callback is resent (:func:`_redeliver_swallowed`), and one that nothing
-    catches ends the process with one line (:func:`_exit_interrupted`)."""
+def install_interrupt_handlers(noted: Sequence[int] = ()) -> None:
+    """From now on SIGTERM, SIGINT and SIGUSR2 raise :class:`RunInterrupted` in the main
+    thread; one swallowed by a callback is resent (:func:`_redeliver_swallowed`), and one that
+    nothing catches ends the process with one line (:func:`_exit_interrupted`).
+
+    ``noted``: signals an entry point's own first lines caught before this module could be
+    imported (``run.py``); the first is raised now, as if it had just arrived.
+    """
     sys.unraisablehook = _redeliver_swallowed
     sys.excepthook = _exit_interrupted
     for signum in INTERRUPT_SIGNALS:
         signal.signal(signum, raise_interrupted)
+    if noted:
+        raise RunInterrupted(noted[0])
+
+
+def _replaceable(handler: Any) -> bool:
+    """Whether ``handler`` is another program's Python handler (submitit's), to hand on to."""
+    ours = (raise_interrupted, signal.default_int_handler)
+    return callable(handler) and handler not in ours and not isinstance(handler, Deferred)
 
 
 @contextmanager
 def interrupts_as_exceptions() -> Iterator[None]:
-    """SIGTERM and SIGINT raise :class:`RunInterrupted` while the run body executes (main
-    thread only), so ``run.json`` records which signal stopped the run."""
+    """SIGTERM, SIGINT and SIGUSR2 raise :class:`RunInterrupted` while the run body executes
+    (main thread only), so ``run.json`` records which signal stopped the run; the exception
+    carries the handler replaced for its signal (:meth:`RunInterrupted.hand_on`)."""
     try:
         previous = {s: signal.signal(s, raise_interrupted) for s in INTERRUPT_SIGNALS}
     except ValueError:  # not in the main thread
@@ -125,7 +150,53 @@ def interrupts_as_exceptions() -> Iterator[None]:
     hook, sys.unraisablehook = sys.unraisablehook, _redeliver_swallowed
     try:
         yield
+    except RunInterrupted as exc:
+        replaced = previous.get(signal.Signals(exc.signum))
+        if exc.replaced is None and _replaceable(replaced):
+            exc.replaced = replaced
+        raise
     finally:
         sys.unraisablehook = hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+class Deferred:
+    """The signal handler of :func:`deferred_interrupts`: notes the first interrupt signal."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = int(signum)
+
+    def raise_pending(self) -> None:
+        """Raise :class:`RunInterrupted` for the signal noted, if any (once)."""
+        signum, self.signum = self.signum, None
+        if signum is not None:
+            raise RunInterrupted(signum)
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[Deferred]:
+    """Within the block SIGTERM, SIGINT and SIGUSR2 are only noted; the block calls
+    :meth:`Deferred.raise_pending` where stopping loses nothing (after a checkpoint).
+
+    A training loop runs under it: a signal during an update lets the update finish and its
+    checkpoint be written, then the run stops as if the signal had just arrived.  A signal
+    still pending when the block ends (by an exception too) is raised then: the user's stop
+    wins over the run's own ending.  Outside the main thread it does nothing.
+    """
+    deferred = Deferred()
+    try:
+        previous = {s: signal.signal(s, deferred) for s in INTERRUPT_SIGNALS}
+    except ValueError:  # not in the main thread
+        yield deferred
+        return
+    try:
+        yield deferred
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        deferred.raise_pending()

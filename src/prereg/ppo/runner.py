@@ -162,6 +162,7 @@ class _PPOTraining(ChunkedStudy):
     (``checkpoints/best``) and progress after each chunk; checkpoint meta with the segment."""
 
     index, columns, checked, first_index = "update", METRIC_COLUMNS, FINITE_COLUMNS, 1
+    steps_per_call = 1  # a signal stops the run, checkpointed, at the update it lands in
 
     def __init__(self, cfg: DictConfig, rd: RunDir, built: Built, tb: Any) -> None:
         self.p, self.built, self.trainer, self.tb = cfg.ppo, built, built.trainer, tb

@@ -21,9 +21,18 @@ hooks); :func:`train_in_chunks` does the rest.  It guarantees:
 * **Checkpoints.** Otherwise ``after_chunk`` runs and a periodic checkpoint
   ``checkpoints/step_<position>`` (with ``meta(state)``) is written; all but the newest two
   are pruned.
+* **Signals.** SIGTERM, SIGINT and SIGUSR2 are deferred while training
+  (:func:`prereg.core.signals.deferred_interrupts`): a chunk runs as ``run_chunk`` calls of at
+  most ``steps_per_call`` steps (PPO: 1 update; exp9: the whole chunk), and a signal ends the
+  chunk after the call it landed in.  That partial chunk is kept like a whole one (rows,
+  checkpoint at its position) but without ``after_chunk``, whose periodic work (PPO's eval)
+  so happens at the same positions whether or not a run was interrupted; then
+  :class:`~prereg.core.signals.RunInterrupted` is raised.  Chunks end at the positions an
+  uninterrupted run's do (``origin + i * chunk_size``, the origin kept in each checkpoint's
+  meta as ``chunk_origin``), so a run resumed from a partial chunk finishes that chunk first.
 
-Order within a chunk: ``run_chunk`` -> non-finite check -> ``check`` -> metrics.csv +
-TensorBoard rows -> ``after_chunk`` -> checkpoint -> prune.
+Order within a chunk: ``run_chunk`` call(s) -> non-finite check -> ``check`` -> metrics.csv +
+TensorBoard rows -> ``after_chunk`` (whole chunks) -> checkpoint -> prune -> a pending signal.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from prereg.core.atomic import atomic_write_csv
+from prereg.core.signals import Deferred, deferred_interrupts
 from prereg.training import checkpoints as ck
 from prereg.training.nonfinite import first_nonfinite, nonfinite_error, nonfinite_leaf
 from prereg.training.tensorboard_log import TensorBoardLog
@@ -71,7 +81,10 @@ class ChunkedStudy(abc.ABC):
     index: str  #: metrics.csv's index column: "step" (exp9) or "update" (PPO)
     columns: Sequence[str]  #: metrics.csv's columns, in order
     checked: Sequence[str]  #: the columns checked for NaN/inf, in order
-    chunk_size: int  #: steps (updates) per ``run_chunk`` call
+    chunk_size: int  #: steps (updates) per chunk: metrics.csv, ``after_chunk``, checkpoint
+    #: the most steps one ``run_chunk`` call takes (None: the whole chunk); a signal stops the
+    #: run (with a checkpoint) after the call it lands in, so PPO runs one update per call
+    steps_per_call: int | None = None
     #: the index of the first row after a checkpoint at position p is p + first_index
     #: (exp9 logs step 0 at the initial theta: 0; PPO logs update 1 after one update: 1)
     first_index: int = 0
@@ -130,12 +143,14 @@ def train_in_chunks(
         flat, meta, path = resumed
         state = study.restore(flat, meta)
         done = study.position(state)
+        origin = int(meta.get(ORIGIN_KEY, done))  # checkpoints without it: at a chunk's end
         if metrics_path.exists():
             old = pd.read_csv(metrics_path)
             frames = [old[old[index] < done + study.first_index]]
         study.log.info("resuming %s from %s (%s %d)", run_dir, path.name, index, done)
     else:
         state = study.start()
+        origin = study.position(state)
 
     def write(rows: pd.DataFrame) -> None:
         frames.append(rows)
@@ -143,23 +158,53 @@ def train_in_chunks(
         tb.log_frame(rows[list(study.columns)], index)  # logger=tensorboard: this chunk's rows
 
     target = study.target()
-    while (position := study.position(state)) < target:
-        chunk = study.run_chunk(state, min(study.chunk_size, target - position))
-        state, rows = chunk.state, chunk.rows
-        bad = _first_nonfinite(study, chunk)
-        if bad is not None:  # fail at that step; the newest checkpoint is the last good one
-            write(rows[rows[index] < bad[0]])
-            raise nonfinite_error(bad[0], bad[1], ckpt_dir)
-        stop = study.check(chunk)
-        write(rows if stop is None else rows[rows[index] <= stop.last])
-        study.after_chunk(state, frames[-1])
-        if stop is not None:
-            raise stop.error
-        ck.save_checkpoint(
-            ckpt_dir / ck.periodic_name(study.position(state)), state, study.meta(state)
-        )
-        ck.prune_periodic(ckpt_dir)
+    with deferred_interrupts() as signalled:
+        while (position := study.position(state)) < target:
+            end = min(chunk_end(position, origin, study.chunk_size), target)
+            chunk = _run_to(study, state, end, signalled)
+            state, rows = chunk.state, chunk.rows
+            bad = _first_nonfinite(study, chunk)
+            if bad is not None:  # fail at that step; the newest checkpoint is the last good one
+                write(rows[rows[index] < bad[0]])
+                raise nonfinite_error(bad[0], bad[1], ckpt_dir)
+            stop = study.check(chunk)
+            write(rows if stop is None else rows[rows[index] <= stop.last])
+            if study.position(state) == end:  # a whole chunk (not one cut short by a signal)
+                study.after_chunk(state, frames[-1])
+            if stop is not None:
+                raise stop.error
+            meta = {**study.meta(state), ORIGIN_KEY: origin}
+            ck.save_checkpoint(ckpt_dir / ck.periodic_name(study.position(state)), state, meta)
+            ck.prune_periodic(ckpt_dir)
+            signalled.raise_pending()  # SIGTERM & co. during the chunk: stop here, checkpointed
     return state, pd.concat(frames, ignore_index=True)
+
+
+ORIGIN_KEY = "chunk_origin"  #: checkpoint meta: the position chunks are counted from
+
+
+def chunk_end(position: int, origin: int, size: int) -> int:
+    """Where the chunk holding ``position`` ends: the next ``origin + i * size`` after it."""
+    return origin + ((position - origin) // size + 1) * size
+
+
+def _run_to(study: ChunkedStudy, state: Any, end: int, signalled: Deferred) -> Chunk:
+    """``run_chunk`` calls of at most ``steps_per_call`` steps up to ``end``, or up to the
+    first call a signal landed in; one :class:`Chunk` of them all."""
+    per_call = study.steps_per_call or study.chunk_size
+    parts: list[Chunk] = []
+    while (position := study.position(state)) < end and not (
+        parts and signalled.signum is not None
+    ):
+        parts.append(study.run_chunk(state, min(per_call, end - position)))
+        state = parts[-1].state
+    if len(parts) == 1:
+        return parts[0]
+    return Chunk(
+        state,
+        pd.concat([p.rows for p in parts], ignore_index=True),
+        {k: np.concatenate([p.arrays[k] for p in parts]) for k in parts[0].arrays},
+    )
 
 
 def _first_nonfinite(study: ChunkedStudy, chunk: Chunk) -> tuple[int, str] | None:
