@@ -28,13 +28,20 @@ class BoundedLocalQueueConf(LocalQueueConf):
     array_parallelism: int | None = None
     # shell lines run before each job (e.g. "export XLA_PYTHON_CLIENT_PREALLOCATE=false")
     setup: list[str] | None = None
+    # start no new job after one failed or halted (as run.py --fail-fast)
+    fail_fast: bool = False
 
 
 @dataclass
 class PreregSlurmQueueConf(SlurmQueueConf):
-    """``submitit_slurm`` (every field) with prereg's SlurmLauncher."""
+    """``submitit_slurm`` (every field) with prereg's SlurmLauncher, plus ``wait`` (false:
+    submit the array and a verdict job, then return) and ``fail_fast``."""
 
     _target_: str = "hydra_plugins.prereg_launchers.launcher.SlurmLauncher"
+    # false: submit the job array and a verdict job (afterany) and return at once
+    wait: bool = True
+    # cancel the array's tasks not yet started once one failed or halted (as --fail-fast)
+    fail_fast: bool = False
 
 
 ConfigStore.instance().store(

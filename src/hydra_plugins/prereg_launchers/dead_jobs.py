@@ -14,7 +14,7 @@ import logging
 import os
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,6 +217,18 @@ def dead_jobs_message(dead: Sequence[DeadJob], total: int) -> str:
     )
 
 
+def job_failed(job: Any) -> bool:
+    """Whether a finished submitit job failed or halted (or died without a result)."""
+    try:
+        ret = job.results()[0]
+    except Exception:  # noqa: BLE001 - died, or raised outside the run: a failure
+        return True
+    if ret.status != JobStatus.COMPLETED:
+        return True
+    value = getattr(ret, "_return_value", None)
+    return isinstance(value, dict) and value.get("status") in ("failed", "halted")
+
+
 #: How often (seconds) the SLURM launcher asks slurmctld about jobs submitit still waits for.
 QUEUE_CHECK_S = 10.0
 
@@ -265,7 +277,11 @@ def lost_state(queue_state: str | None, cached: str) -> str:
     return "CANCELLED" if base_state(cached) in ("PENDING", "UNKNOWN") else "UNKNOWN"
 
 
-def wait_for_slurm_jobs(jobs: Sequence[Any], check_s: float = QUEUE_CHECK_S) -> dict[str, str]:
+def wait_for_slurm_jobs(
+    jobs: Sequence[Any],
+    check_s: float = QUEUE_CHECK_S,
+    on_failure: Callable[[str], None] | None = None,
+) -> dict[str, str]:
     """Block until every job is done; return ``{job id: state}`` of jobs SLURM ended unseen.
 
     submitit learns that a job ended from its result file or sacct. A pending array task that
@@ -273,11 +289,21 @@ def wait_for_slurm_jobs(jobs: Sequence[Any], check_s: float = QUEUE_CHECK_S) -> 
     wait for it forever (and sacct is polled ever more rarely as a sweep runs on).
     Every ``check_s`` the jobs still waited for are looked up in squeue; one that squeue shows
     ended (or no longer knows) while a fresh sacct still does not, twice in a row, is lost.
+    ``on_failure(job id)`` is called once, for the first job seen failed or halted (fail-fast).
     """
     lost: dict[str, str] = {}
     suspects: dict[str, str] = {}
     next_check = time.monotonic() + check_s
+    seen: set[str] = set()
     while True:
+        if on_failure is not None:
+            for job in jobs:
+                if str(job.job_id) not in seen and job.done():
+                    seen.add(str(job.job_id))
+                    if job_failed(job):
+                        on_failure(str(job.job_id))
+                        on_failure = None
+                        break
         pending = [j for j in jobs if str(j.job_id) not in lost and not j.done()]
         if not pending:
             return lost

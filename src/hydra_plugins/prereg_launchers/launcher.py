@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, filter_overrides
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import OmegaConf
 
-from .dead_jobs import collect_results, wait_for_slurm_jobs
+from .dead_jobs import collect_results, job_failed, wait_for_slurm_jobs
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,18 @@ def available_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def fail_fast_flag() -> bool:
+    """``run.py --fail-fast`` (it sets this variable for the launcher and the jobs)."""
+    return os.environ.get("PREREG_FAIL_FAST", "") == "1"
+
+
+def not_run_return(overrides: Sequence[str], why: str = "--fail-fast") -> JobReturn:
+    """The JobReturn of a job the launcher did not start (``why``)."""
+    ret = JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED)
+    ret.return_value = {"status": "not run", "reason": why}
+    return ret
 
 
 def make_executor(cluster: str, params: Mapping[str, Any]) -> Any:
@@ -96,6 +108,7 @@ class BoundedLocalLauncher(BaseSubmititLauncher):
         assert num_jobs > 0
         params = dict(self.params)
         limit = max(1, int(params.pop("array_parallelism", None) or available_cpus()))
+        fail_fast = bool(params.pop("fail_fast", False)) or fail_fast_flag()
         executor = make_executor(self._EXECUTOR, params)
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -108,14 +121,23 @@ class BoundedLocalLauncher(BaseSubmititLauncher):
         jobs: list[Any] = [None] * num_jobs
         waiting = deque(range(num_jobs))
         running: set[int] = set()
+        first_failure: int | None = None
         try:
             while waiting or running:
-                while waiting and len(running) < limit:
+                while waiting and len(running) < limit and first_failure is None:
                     i = waiting.popleft()
                     jobs[i] = executor.submit(self, *job_params[i])
                     running.add(i)
                 finished = {i for i in running if jobs[i].done()}
                 running -= finished
+                if fail_fast and first_failure is None:
+                    first_failure = next((i for i in sorted(finished) if job_failed(jobs[i])), None)
+                if first_failure is not None and waiting:
+                    log.warning(
+                        f"fail-fast: job #{initial_job_idx + first_failure} did not complete; "
+                        f"{len(waiting)} job(s) not started"
+                    )
+                    waiting.clear()
                 if not finished:
                     time.sleep(0.1)
         except BaseException:
@@ -126,7 +148,12 @@ class BoundedLocalLauncher(BaseSubmititLauncher):
                 except Exception:  # noqa: BLE001 - best effort on the way out
                     pass
             raise
-        return collect_results(self, jobs, job_overrides, initial_job_idx)
+        started = [i for i in range(num_jobs) if jobs[i] is not None]
+        returns = collect_results(
+            self, [jobs[i] for i in started], [job_overrides[i] for i in started], initial_job_idx
+        )
+        by_index = dict(zip(started, returns, strict=True))
+        return [by_index.get(i) or not_run_return(job_overrides[i]) for i in range(num_jobs)]
 
 
 class SlurmLauncher(submitit_launcher.SlurmLauncher):
@@ -147,12 +174,104 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         assert self.config is not None
         num_jobs = len(job_overrides)
         assert num_jobs > 0
-        executor = make_executor(self._EXECUTOR, self.params)
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        params = dict(self.params)
+        wait = bool(params.pop("wait", True))
+        fail_fast = bool(params.pop("fail_fast", False)) or fail_fast_flag()
+        sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
+        if not wait:
+            return self._submit_and_return(params, sweep_dir, job_overrides, initial_job_idx)
+        executor = make_executor(self._EXECUTOR, params)
         log.info(f"SLURM sweep ({num_jobs} jobs, one job array), output dir : {sweep_dir}")
         job_params = prepare_jobs(self.config, sweep_dir, job_overrides, initial_job_idx)
         jobs = executor.map_array(self, *zip(*job_params, strict=True))
         ids = ", ".join(sorted({str(j.job_id).split("_")[0] for j in jobs}))
         log.info(f"submitted as SLURM job {ids} ({num_jobs} tasks); waiting for every one")
-        lost = wait_for_slurm_jobs(jobs)
+        on_failure = cancel_pending(ids) if fail_fast else None
+        lost = wait_for_slurm_jobs(jobs, on_failure=on_failure)
         return collect_results(self, jobs, job_overrides, initial_job_idx, lost)
+
+    def _submit_and_return(
+        self,
+        params: dict[str, Any],
+        sweep_dir: Path,
+        job_overrides: Sequence[Sequence[str]],
+        initial_job_idx: int,
+    ) -> list[JobReturn]:
+        """``wait=false``: submit the array and its verdict job, say where, and return.
+
+        Nothing is submitted while this sweep's earlier array or verdict job is still on
+        SLURM; runs completed or owned by a live process are left out of the array.
+        """
+        from prereg.core.atomic import read_json
+        from prereg.core.lease import current_owner
+
+        from .dead_jobs import _job_dir
+        from .submission import (
+            already_submitted_message,
+            read_submission,
+            still_on_slurm,
+            submit_verdict_job,
+            write_submission,
+        )
+
+        status = f"python -m prereg status {sweep_dir}"
+        earlier = read_submission(sweep_dir)
+        if earlier is not None:
+            live = still_on_slurm(earlier)
+            if live is None:
+                raise RuntimeError("squeue failed: cannot tell what of this sweep is on SLURM")
+            if live:
+                print(already_submitted_message(sweep_dir, earlier, live), flush=True)
+                return [submitted_return(o, "already on SLURM") for o in job_overrides]
+        job_params = prepare_jobs(self.config, sweep_dir, job_overrides, initial_job_idx)
+        todo, tasks, left = [], [], []
+        for params_i, overrides in zip(job_params, job_overrides, strict=True):
+            num = params_i[2]
+            run_dir, job = _job_dir(self, overrides, num, f"job_id_for_{num}")
+            record = read_json(run_dir / "run.json") or {}
+            owner = current_owner(run_dir)
+            if owner is not None or record.get("status") in ("completed", "skipped"):
+                why = f"running elsewhere ({owner.describe()})" if owner else record["status"]
+                left.append({"num": num, "overrides": list(overrides), "why": why})
+                continue
+            tasks.append({"task": len(todo), "num": num, "overrides": list(overrides),
+                          "run_dir": str(run_dir), "job": job})  # fmt: skip
+            todo.append(params_i)
+        for item in left:
+            print(f"not submitted: #{item['num']} {' '.join(item['overrides'])}: {item['why']}")
+        if not todo:
+            print(f"nothing to submit: every job is completed or owned. Verdict: python -m "
+                  f"prereg verdict {sweep_dir}; where it stands: {status}", flush=True)  # fmt: skip
+            return [submitted_return(o, "nothing submitted") for o in job_overrides]
+        executor = make_executor(self._EXECUTOR, params)
+        jobs = executor.map_array(self, *zip(*todo, strict=True))
+        array = str(jobs[0].job_id).split("_")[0]
+        verdict = submit_verdict_job(sweep_dir, array, params)
+        write_submission(sweep_dir, array, verdict, tasks, left)
+        print(
+            f"submitted {len(todo)} job(s) as SLURM array job {array}, and verdict job {verdict} "
+            f"(after the array ends: verdict.md/json and plots)\n  sweep dir: {sweep_dir}\n"
+            f"  where it stands: {status}",
+            flush=True,
+        )
+        return [submitted_return(o, f"array job {array}") for o in job_overrides]
+
+
+def submitted_return(overrides: Sequence[str], where: str) -> JobReturn:
+    """The JobReturn of a job handed to SLURM without waiting (``wait=false``)."""
+    ret = JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED)
+    ret.return_value = {"status": "submitted", "reason": where}
+    return ret
+
+
+def cancel_pending(array_ids: str) -> Any:
+    """``fail_fast`` on SLURM: once a task failed, cancel the array's tasks not yet started."""
+    import subprocess
+
+    def cancel(failed_job_id: str) -> None:
+        log.warning(f"fail-fast: job {failed_job_id} did not complete; cancelling the tasks "
+                    f"of array {array_ids} not yet started")  # fmt: skip
+        for array in array_ids.split(", "):
+            subprocess.run(["scancel", "--state=PENDING", array], timeout=60, check=False)
+
+    return cancel

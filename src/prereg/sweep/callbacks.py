@@ -67,8 +67,11 @@ class VerdictCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         if config.hydra.launcher.get("wait", True) is False:
             return  # submitted, not run yet: the SLURM verdict job writes the verdict
+        from prereg.reports.status import sweep_status
+
+        before = sweep_status(sweep_dir)  # what the verdict sees at most: never a false 0
         self._verdict(config, sweep_dir)
-        closing_check(sweep_dir)
+        closing_check(sweep_dir, before)
 
     def _verdict(self, config: DictConfig, sweep_dir: Path) -> None:
         exp = experiment_or_none(str(config.get("runner", "")))
@@ -90,12 +93,16 @@ class VerdictCallback(Callback):
         print(f"\nverdict written to {sweep_dir / 'verdict.md'} and verdict.json")
 
 
-def closing_check(sweep_dir: Path) -> int:
+def closing_check(sweep_dir: Path, data: dict[str, Any] | None = None) -> int:
     """The sweep's last line, read from its run directories, and ``run.py``'s exit status:
-    0 when every job completed (or was skipped), else 1 and the line names the others."""
+    0 when every job completed (or was skipped), else 1 and the line names the others.
+
+    ``data``: the sweep's status taken just before its verdict was written, so that a run
+    another process finishes meanwhile never turns an incomplete verdict into exit status 0.
+    """
     from prereg.reports.status import incomplete_line, sweep_status
 
-    data = sweep_status(sweep_dir)
+    data = data if data is not None else sweep_status(sweep_dir)
     line = incomplete_line(data)
     status = 1 if line else 0
     outcome.set_exit_status(status)
