@@ -150,5 +150,9 @@ def test_ladder_notebook_reproduces_the_stage_table_and_its_figures(ladder_sweep
     assert all(line in shown for line in stages), stages
     # the compare table by candidate (and registration hash): 1 run, completed
     assert re.search(r"\| lr1e4 \| [0-9a-f]{16} \| 1 \| 1 \| 0 \|", shown), shown
+    # intervals and the trust section, as verdict.md shows them
+    assert "## How much this verdict can be trusted" in md and "Stage-1 success (95% CI)" in shown
+    trust = md.split("## How much this verdict can be trusted\n")[1].split("\n## ")[0]
+    assert all(line in shown for line in trust.strip().splitlines() if line), trust
     for call in ("plot_curves(", "plot_stage_table(", 'x="env_steps"'):
         assert_one_real_figure(nb, call)
