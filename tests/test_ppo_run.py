@@ -14,7 +14,7 @@ import gymnasium
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import REPO, run_cli
+from helpers import REPO, prereg_cli, run_cli
 
 import prereg.ppo.env  # noqa: F401 - registers prereg/MesaDock-v0 (Gymnasium's convention)
 from prereg.ppo.policy import load_policy
@@ -183,15 +183,33 @@ def test_a_segment_continues_with_cumulative_env_steps(trained, tmp_path):
     assert summary["segment"]["init_from"] == str((trained / "checkpoints" / "final").resolve())
 
 
-@pytest.mark.slow
-def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
-    # 40 updates of 8 epochs: seconds of training after the first checkpoint, so the kill
-    # lands mid-run even when everything is compiled and cached
-    args = [a for a in TINY if not a.startswith("ppo.update_epochs=")]
-    args += ["ppo.updates=40", "ppo.update_epochs=8"]
-    reference = tmp_path / "reference"
-    assert run_cli(*args, f"hydra.run.dir={reference}").returncode == 0
-    victim = tmp_path / "victim"
+# 40 updates of 8 epochs: seconds of training after the first checkpoint, so a kill lands
+# mid-run even when everything is compiled and cached
+LONG = [a for a in TINY if not a.startswith("ppo.update_epochs=")]
+LONG += ["ppo.updates=40", "ppo.update_epochs=8", "ppo.progress=off"]
+MANY = [*LONG, "ppo.num_seeds=2"]  # seeds 0 and 1 in one vmapped program
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """One uninterrupted single-seed run of :data:`LONG` (seed 0)."""
+    out = tmp_path_factory.mktemp("ppo") / "reference"
+    proc = run_cli(*LONG, f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory) -> Path:
+    """One uninterrupted run of :data:`MANY`: seeds 0 and 1 in one program."""
+    out = tmp_path_factory.mktemp("ppo") / "many"
+    proc = run_cli(*MANY, f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def kill_then_resume(args: list[str], victim: Path) -> None:
+    """Start a run, SIGKILL it once its first periodic checkpoint is written, run it again."""
     cmd = [sys.executable, str(REPO / "run.py"), *args, f"hydra.run.dir={victim}"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -203,14 +221,93 @@ def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
     done = run_cli(*args, f"hydra.run.dir={victim}")
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((victim / "run.json").read_text())["attempts"] == 2
-    a = pd.read_csv(reference / "metrics.csv").drop(columns="sps")
-    b = pd.read_csv(victim / "metrics.csv").drop(columns="sps")
-    pd.testing.assert_frame_equal(a, b, check_exact=True)
-    fa, _ = load_checkpoint(reference / "checkpoints" / "final")
-    fb, _ = load_checkpoint(victim / "checkpoints" / "final")
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Bit-identical metrics (sps aside) and final checkpoints."""
+    ma = pd.read_csv(a / "metrics.csv").drop(columns="sps")
+    mb = pd.read_csv(b / "metrics.csv").drop(columns="sps")
+    pd.testing.assert_frame_equal(ma, mb, check_exact=True)
+    fa, _ = load_checkpoint(a / "checkpoints" / "final")
+    fb, _ = load_checkpoint(b / "checkpoints" / "final")
     assert fa.keys() == fb.keys()
     for key in fa:
         np.testing.assert_array_equal(fa[key], fb[key], err_msg=key)
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(reference, tmp_path):
+    kill_then_resume(LONG, tmp_path / "victim")
+    assert_same_run(reference, tmp_path / "victim")
+
+
+@pytest.mark.slow
+def test_a_killed_multi_seed_run_resumes_and_ends_like_an_uninterrupted_one(many, tmp_path):
+    kill_then_resume(MANY, tmp_path / "victim")
+    assert_same_run(many, tmp_path / "victim")
+    for seed in (0, 1):  # each seed's own final state too
+        a, b = (d / "checkpoints" / f"seed_{seed}" / "final" for d in (many, tmp_path / "victim"))
+        assert load_checkpoint(a)[0].keys() == load_checkpoint(b)[0].keys()
+
+
+@pytest.mark.slow
+def test_seed_k_of_a_multi_seed_run_is_the_single_run_with_that_seed(reference, many):
+    single = pd.read_csv(reference / "metrics.csv").drop(columns="sps")
+    rows = pd.read_csv(many / "metrics.csv")
+    assert list(rows.columns) == [COLUMNS[0], "seed", *COLUMNS[1:]]
+    assert list(rows["update"]) == [u for u in range(1, 41) for _ in (0, 1)]
+    assert list(rows["seed"]) == [0, 1] * 40
+    # batched matmuls may sum in another order: equal to float tolerance, and PPO amplifies
+    # such differences over updates (about 1e-3 relative by update 20), so compare the first 8
+    seed0 = rows[rows["seed"] == 0].drop(columns=["seed", "sps"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(seed0[:8], single[:8], check_exact=False, rtol=1e-4, atol=1e-6)
+    seed1 = rows[rows["seed"] == 1].drop(columns=["seed", "sps"]).reset_index(drop=True)
+    assert not np.allclose(seed1["value_loss"], single["value_loss"])  # not the same seed twice
+
+
+@pytest.mark.slow
+def test_a_multi_seed_run_writes_each_seeds_files_and_the_pooled_eval(many):
+    ev = json.loads((many / "logs" / "evaluation_seed_10000.json").read_text())
+    assert ev["n_train_seeds"] == 2 and ev["n_seeds"] == 64 and ev["seed_start"] == 10000
+    assert [e["train_seed"] for e in ev["per_seed"]] == [0, 1]
+    assert all(e["n_seeds"] == 32 for e in ev["per_seed"])
+    episodes = pd.read_csv(many / "logs" / "evaluation_seed_10000_episodes.csv")
+    assert list(episodes["train_seed"]) == [0] * 32 + [1] * 32
+    assert ev["success_rate"] == pytest.approx(episodes["success"].mean())
+    assert ev["mean_return"] == pytest.approx(episodes["return"].mean())
+    assert ev["success_rate"] == pytest.approx(np.mean([e["success_rate"] for e in ev["per_seed"]]))
+    summary = json.loads((many / "summary.json").read_text())
+    assert summary["train_seeds"] == [0, 1] and summary["evaluation"] == ev
+    assert summary["checkpoint_final"] == "checkpoints/final"  # relative to the run
+    for seed in (0, 1):
+        mine = summary["per_seed"][str(seed)]
+        assert mine["evaluation"] == ev["per_seed"][seed]
+        assert mine["checkpoint_final"] == f"checkpoints/seed_{seed}/final"
+        assert mine["checkpoint_best"] == f"checkpoints/seed_{seed}/best"
+        policy = load_policy(many / mine["policy"])
+        assert mine["policy"] == f"policies/seed_{seed}/policy.npz"
+        _, meta = load_checkpoint(many / mine["checkpoint_final"])
+        assert (meta["settings"]["ppo"]["seed"], meta["settings"]["ppo"]["num_seeds"]) == (seed, 1)
+        assert policy(np.zeros(policy.obs_dim)).shape == (2,)
+
+
+@pytest.mark.slow
+def test_eval_only_and_best_state_work_per_seed(many, tmp_path):
+    run = tmp_path / "many"
+    shutil.copytree(many, run)
+    one = run / "checkpoints" / "seed_1" / "final"
+    proc = run_cli("experiment=ppo_eval", f"checkpoint={one}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # beside the run's pooled files, named for the seed: the unsuffixed ones stay the pooled
+    mine = json.loads((run / "logs" / "evaluation_seed_10000_train_seed_1.json").read_text())
+    pooled = json.loads((run / "logs" / "evaluation_seed_10000.json").read_text())
+    assert mine == {k: v for k, v in pooled["per_seed"][1].items() if k != "train_seed"}
+    proc = prereg_cli("best-state", str(run), "--json")
+    assert proc.returncode == 0, proc.stderr
+    states = json.loads(proc.stdout)["states"]
+    names = sorted(s["state"] for s in states)
+    assert names == ["best of seed 0", "best of seed 1", "final of seed 0", "final of seed 1"]
+    assert all(Path(s["checkpoint"]).is_dir() for s in states)
 
 
 @pytest.mark.slow
@@ -224,7 +321,21 @@ def test_the_gymnasium_backend_trains_on_pendulum(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = pd.read_csv(out / "metrics.csv")
     assert len(metrics) == 2 and np.isfinite(metrics["value_loss"]).all()
-    assert json.loads((out / "summary.json").read_text())["env_id"] == "Pendulum-v1"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env_id"] == "Pendulum-v1" and summary["policy"] == "policies/policy.npz"
+    # the exported policy keeps the env's action bounds (+-2): it scores what the trainer's
+    # evaluator scored on the same seeds (before, it acted in [-1, 1])
+    policy = load_policy(out / summary["policy"])
+    assert list(policy.low) == [-2.0] and list(policy.high) == [2.0]
+    episodes = pd.read_csv(out / "logs" / "evaluation_seed_10000_episodes.csv")
+    env = gymnasium.make("Pendulum-v1")
+    for seed, expected in zip(episodes["seed"], episodes["return"], strict=True):
+        obs, _ = env.reset(seed=int(seed))
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(policy(obs))
+            total, done = total + float(reward), terminated or truncated
+        assert total == pytest.approx(expected, rel=1e-4), seed
 
 
 GYM = "ppo.backend=gymnasium"

@@ -41,6 +41,7 @@ from prereg.ppo.ladder import (
 )
 from prereg.ppo.ladder_trust import render as render_trust
 from prereg.ppo.ladder_trust import trust_section
+from prereg.ppo.multiseed import in_run, member_states
 from prereg.ppo.registration_v2 import is_pooled, schema_of
 
 LADDER = "ppo_ladder"
@@ -166,7 +167,7 @@ def collect_states(runs: Sequence[RunInfo], seed_start: int, n_seeds: int) -> li
                 {
                     "run": str(run.path),
                     "state": "evaluated checkpoint" if eval_only else "final",
-                    "checkpoint": summary.get("checkpoint")
+                    "checkpoint": in_run(run.path, summary.get("checkpoint"))
                     if eval_only
                     else str(run.path / "checkpoints" / "final"),
                     "update": summary.get("update" if eval_only else "updates"),
@@ -188,6 +189,8 @@ def collect_states(runs: Sequence[RunInfo], seed_start: int, n_seeds: int) -> li
                 },
                 best,
             )
+        for one in member_states(run.path, seed_start, n_seeds):  # each seed of a multi-seed run
+            add({k: v for k, v in one.items() if k != "evaluation"}, one["evaluation"])
     return states
 
 

@@ -5,12 +5,16 @@ non-finite check, TensorBoard, periodic checkpoints) in :mod:`prereg.training.lo
 runs in jitted chunks of ``ppo.chunk_updates`` updates; after each chunk this runner adds the
 periodic eval (keeping ``checkpoints/best``) and reports progress.  At the end it writes
 ``checkpoints/final``, the registered eval (``logs/evaluation_seed_<start>.json`` + a
-per-episode CSV), the exported policy in ``policies/`` and ``summary.json``.
+per-episode CSV), the exported policy in ``policies/`` and ``summary.json``, whose paths are
+relative to the run directory (a sweep copied elsewhere still points into itself).  With
+``ppo.num_seeds`` > 1 the seeds train as one stacked state; :mod:`prereg.ppo.multiseed` says
+which files each seed gets.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +31,15 @@ from prereg.core.registration import registration_hash, to_plain
 from prereg.core.rundir import RunDir, guarded_run, run_registered
 from prereg.ppo.candidates import KNOBS, apply_candidate, candidate_name
 from prereg.ppo.config import PPORegistration
+from prereg.ppo.multiseed import (
+    SEED_DIR,
+    evaluate_state,
+    member_rows,
+    member_seed_of,
+    position,
+    seed_settings,
+    train_seeds,
+)
 from prereg.training import checkpoints as ck
 from prereg.training import tensorboard_log
 from prereg.training.loop import Chunk, ChunkedStudy, train_in_chunks
@@ -87,20 +100,37 @@ def build(settings: dict[str, Any]) -> Built:
     return Built(make_trainer(env, env_params, pcfg), evaluator, settings)
 
 
-def write_eval(run_dir: Path, built: Built, state: Any, seed_start: int, n_seeds: int) -> dict:
-    """Deterministic eval -> ``logs/evaluation_seed_<start>.json`` and its per-episode CSV."""
-    from prereg.ppo.evaluate import episodes_to_rows
-
+def evaluate(built: Built, state: Any, seed_start: int, n_seeds: int) -> tuple[pd.DataFrame, dict]:
+    """(per-episode rows, summary) of ``state``'s deterministic eval; pooled over the members
+    of a multi-seed state (:func:`prereg.ppo.multiseed.evaluate_state`)."""
     if built.evaluator is None:
         raise RuntimeError(f"no deterministic evaluator for env {built.settings['env_id']}")
-    episodes, summary = built.evaluator(state.params, state.normalizer, seed_start, n_seeds)
+    seeds = train_seeds(built.settings)
+    return evaluate_state(built.evaluator, state, seeds, seed_start, n_seeds)
+
+
+def write_eval(run_dir: Path, built: Built, state: Any, seed_start: int, n_seeds: int) -> dict:
+    """Deterministic eval -> ``logs/evaluation_seed_<start>.json`` and its per-episode CSV."""
+    rows, summary = evaluate(built, state, seed_start, n_seeds)
     logs = run_dir / "logs"
     atomic_write_json(logs / f"evaluation_seed_{seed_start}.json", summary)
-    atomic_write_csv(
-        logs / f"evaluation_seed_{seed_start}_episodes.csv",
-        pd.DataFrame(episodes_to_rows(episodes)),
-    )
+    atomic_write_csv(logs / f"evaluation_seed_{seed_start}_episodes.csv", rows)
     return summary
+
+
+def relative(path: Path | None, run_dir: Path) -> str | None:
+    """``path`` relative to ``run_dir`` (as ``summary.json`` records it), else absolute."""
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(Path(run_dir).resolve()))
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+def in_run(path: str | None, run_dir: Path) -> Path | None:
+    """A path read from a summary: relative ones are under ``run_dir``, absolute ones kept."""
+    return None if path is None else Path(run_dir) / path
 
 
 class Progress:
@@ -150,8 +180,11 @@ def run_ppo(
     ``body(cfg, rd)`` does the work (:func:`train`, or the ladder's train + grade); a run
     already completed in ``run_dir`` is not redone.
     """
+    from prereg.training.device import select_device
+
     cfg = apply_candidate(cfg)
     reg = to_plain(typed_registration(cfg, PPORegistration))
+    select_device(str(cfg.ppo.device))  # before any compute: ppo.device=gpu without one refuses
     return run_registered(
         run_dir, experiment, reg, registration_hash(reg), lambda rd: body(cfg, rd)
     )
@@ -167,7 +200,12 @@ class _PPOTraining(ChunkedStudy):
     def __init__(self, cfg: DictConfig, rd: RunDir, built: Built, tb: Any) -> None:
         self.p, self.built, self.trainer, self.tb = cfg.ppo, built, built.trainer, tb
         self.chunk_size, self.log = int(self.p.chunk_updates), log
-        self.batch = int(self.p.num_envs) * int(self.p.num_steps)
+        self.seeds = train_seeds(built.settings)
+        self.many = len(self.seeds) > 1  # rows per (update, seed); a stacked state
+        if self.many:
+            self.columns = [METRIC_COLUMNS[0], "seed", *METRIC_COLUMNS[1:]]
+        # env steps of one update of every member (sps is the program's aggregate rate)
+        self.batch = int(self.p.num_envs) * int(self.p.num_steps) * len(self.seeds)
         self.ckpt_dir, self.name = rd.path / "checkpoints", rd.path.name
         self.segment: dict[str, Any] = {}
         self.progress: Progress | None = None
@@ -179,17 +217,19 @@ class _PPOTraining(ChunkedStudy):
             flat, _ = ck.load_checkpoint(p.init_from)
             state = self.trainer.restore(flat)
             origin = str(Path(p.init_from).resolve())
-            log.info("new segment from %s (update %d)", origin, int(state.update))
+            log.info("new segment from %s (update %d)", origin, position(state)[0])
         else:
             state = self.trainer.init(int(p.seed))
             origin = None
+        update, env_steps = position(state)
+        n = len(self.seeds)
         self.segment = {
             "init_from": origin,
-            "start_update": int(state.update),
-            "start_env_steps": int(state.env_steps),
-            "target_update": int(state.update) + int(p.updates),
-            "best_success_rate": None,
-            "best_update": None,
+            "start_update": update,
+            "start_env_steps": env_steps,
+            "target_update": update + int(p.updates),
+            "best_success_rate": [None] * n if self.many else None,  # per seed when many
+            "best_update": [None] * n if self.many else None,
         }
         return self._begin(state)
 
@@ -198,11 +238,11 @@ class _PPOTraining(ChunkedStudy):
         return self._begin(self.trainer.restore(flat))
 
     def _begin(self, state: Any) -> Any:
-        self.progress = Progress(str(self.p.progress), self.target(), int(state.update), self.name)
+        self.progress = Progress(str(self.p.progress), self.target(), position(state)[0], self.name)
         return state
 
     def position(self, state: Any) -> int:
-        return int(state.update)
+        return position(state)[0]
 
     def target(self) -> int:
         return int(self.segment["target_update"])
@@ -211,7 +251,8 @@ class _PPOTraining(ChunkedStudy):
         tic = time.perf_counter()
         state, met = self.trainer.run_chunk(state, k)
         elapsed = time.perf_counter() - tic
-        frame = pd.DataFrame({c: met[c] for c in METRIC_COLUMNS if c != "sps"})
+        met = {c: met[c] for c in METRIC_COLUMNS if c != "sps"}
+        frame = member_rows(met, self.seeds) if self.many else pd.DataFrame(met)
         frame["update"] = frame["update"].astype(int)
         frame["sps"] = k * self.batch / elapsed
         return Chunk(state, frame)
@@ -223,29 +264,55 @@ class _PPOTraining(ChunkedStudy):
         """The periodic eval (keeping ``checkpoints/best``), then progress."""
         from prereg.ppo.evaluate import SUMMARY_FIELDS
 
-        p, done, k = self.p, int(state.update), len(rows)
+        p, done = self.p, position(state)[0]
+        k = len(rows) // len(self.seeds)
         every = int(p.eval_every)
         if self.built.evaluator is not None and (
             done // every > (done - k) // every or done == self.target()
         ):
-            _, ev = self.built.evaluator(
-                state.params, state.normalizer, int(p.eval_seed_start), int(p.eval_seeds)
-            )
+            _, ev = evaluate(self.built, state, int(p.eval_seed_start), int(p.eval_seeds))
             self.tb.log_values({f: ev[f] for f in SUMMARY_FIELDS}, done, "eval")
-            best = self.segment["best_success_rate"]
-            if best is None or ev["success_rate"] > best:
-                self.segment["best_success_rate"] = ev["success_rate"]
-                self.segment["best_update"] = done
-                ck.save_checkpoint(self.ckpt_dir / "best", state, self.meta(state, ev))
+            if self.many:
+                self._keep_best_members(state, ev["per_seed"], done)
+            else:
+                best = self.segment["best_success_rate"]
+                if best is None or ev["success_rate"] > best:
+                    self.segment["best_success_rate"] = ev["success_rate"]
+                    self.segment["best_update"] = done
+                    ck.save_checkpoint(self.ckpt_dir / "best", state, self.meta(state, ev))
         assert self.progress is not None
-        self.progress.update(done, k, rows.iloc[-1].to_dict())
+        last = rows[rows["update"] == rows["update"].iloc[-1]]
+        self.progress.update(done, k, last.mean(numeric_only=True).to_dict())
+
+    def _keep_best_members(self, state: Any, per_seed: list[dict], done: int) -> None:
+        """Each seed's ``checkpoints/seed_<s>/best``: its member at its best periodic eval."""
+        seg = self.segment
+        for i, ev in enumerate(per_seed):
+            best = seg["best_success_rate"][i]
+            if best is None or ev["success_rate"] > best:
+                seg["best_success_rate"][i], seg["best_update"][i] = ev["success_rate"], done
+                self.save_member(
+                    state, i, "best", {k: v for k, v in ev.items() if k != "train_seed"}
+                )
+
+    def save_member(self, state: Any, i: int, name: str, evaluation: dict | None = None) -> Path:
+        """Member ``i`` as a single-seed checkpoint ``checkpoints/seed_<s>/<name>``."""
+        from prereg.ppo.trainer import member
+
+        seed = self.seeds[i]
+        one = member(state, i)
+        seg = dict(self.segment)
+        seg.update(best_success_rate=seg["best_success_rate"][i], best_update=seg["best_update"][i])
+        meta = {**self.meta(one, evaluation), "segment": seg}
+        meta["settings"] = seed_settings(self.built.settings, seed)
+        return ck.save_checkpoint(self.ckpt_dir / SEED_DIR.format(seed) / name, one, meta)
 
     def meta(self, state: Any, evaluation: dict | None = None) -> dict[str, Any]:
         return {
             "settings": self.built.settings,
             "segment": dict(self.segment),
-            "update": int(state.update),
-            "env_steps": int(state.env_steps),
+            "update": position(state)[0],
+            "env_steps": position(state)[1],
             "evaluation": evaluation,
         }
 
@@ -274,15 +341,50 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
             study.close()
     ck.save_checkpoint(ckpt_dir / "final", state, study.meta(state))
     evaluation = write_eval(rd.path, built, state, int(cfg.eval.seed_start), int(cfg.eval.n_seeds))
-    policy_path = export_policy(
-        rd.path / "policies" / "policy",
-        state.params,
-        state.normalizer,
-        settings["tier"],
-        meta={"env_id": settings["env_id"], "mixed_lambda": float(p.mixed_lambda)},
-        obs_clip=float(p.obs_clip),
-    )
-    last = metrics.iloc[-1]
+    low, high = action_bounds(settings["env_id"])
+
+    def export(params: Any, normalizer: Any, path: Path) -> Path:
+        return export_policy(
+            path,
+            params,
+            normalizer,
+            settings["tier"],
+            meta={"env_id": settings["env_id"], "mixed_lambda": float(p.mixed_lambda)},
+            action_low=low,
+            action_high=high,
+            obs_clip=float(p.obs_clip),
+        )
+
+    seeds = study.seeds
+    last_rows = metrics[metrics["update"] == metrics["update"].iloc[-1]]
+    last = last_rows.mean(numeric_only=True)  # over the seeds when many
+    final_keys = ("entropy", "log_std", "value_loss", "success_rate")
+    per_seed: dict[str, Any] = {}
+    if study.many:
+        from prereg.ppo.trainer import member
+
+        policy_path = None
+        for i, seed in enumerate(seeds):
+            one = member(state, i)
+            final = study.save_member(state, i, "final")
+            best = ckpt_dir / SEED_DIR.format(seed) / "best"
+            row = last_rows[last_rows["seed"] == seed].iloc[0]
+            per_seed[str(seed)] = {
+                "final": {k: float(row[k]) for k in final_keys},
+                "evaluation": evaluation["per_seed"][i],
+                "checkpoint_final": relative(final, rd.path),
+                "checkpoint_best": relative(best, rd.path) if best.exists() else None,
+                "policy": relative(
+                    export(
+                        one.params,
+                        one.normalizer,
+                        rd.path / "policies" / SEED_DIR.format(seed) / "policy",
+                    ),
+                    rd.path,
+                ),
+            }
+    else:
+        policy_path = export(state.params, state.normalizer, rd.path / "policies" / "policy")
     summary = {
         "experiment": "ppo",
         "candidate": candidate_name(cfg),
@@ -294,15 +396,38 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
         "updates": int(last["update"]),
         "env_steps": int(last["env_steps"]),
         "segment": study.segment,
-        "final": {k: float(last[k]) for k in ("entropy", "log_std", "value_loss", "success_rate")},
+        "final": {k: float(last[k]) for k in final_keys},
         "evaluation": evaluation,
-        "checkpoint_final": str(ckpt_dir / "final"),
-        "checkpoint_best": str(ckpt_dir / "best") if (ckpt_dir / "best").exists() else None,
-        "policy": str(policy_path),
+        "checkpoint_final": relative(ckpt_dir / "final", rd.path),
+        "checkpoint_best": relative(ckpt_dir / "best", rd.path)
+        if (ckpt_dir / "best").exists()
+        else None,
+        "policy": relative(policy_path, rd.path),
         "mean_sps": float(metrics["sps"].mean()),
+        "device": device_used(),
     }
+    if study.many:
+        summary.update(train_seeds=seeds, per_seed=per_seed)
     atomic_write_json(rd.path / "summary.json", summary)
     return summary
+
+
+def action_bounds(env_id: str) -> tuple[Any, Any]:
+    """The env's action-space bounds (flat), as the trainer maps actions onto them."""
+    from prereg.ppo.validate import validate_env_id
+
+    _, space = validate_env_id(env_id)
+    return space.low.reshape(-1), space.high.reshape(-1)
+
+
+def device_used() -> str:
+    """JAX's default device now (after :func:`prereg.training.device.select_device`)."""
+    import jax
+
+    from prereg.training.device import describe
+
+    chosen = jax.config.jax_default_device
+    return describe(chosen if chosen is not None else jax.devices()[0])
 
 
 def eval_checkpoint(
@@ -331,7 +456,17 @@ def eval_destination(checkpoint: Path, job_dir: Path) -> Path:
     checkpoint = checkpoint.resolve()
     if checkpoint.parent.name == "checkpoints":
         return checkpoint.parent.parent
+    if member_seed_of(checkpoint) is not None:  # checkpoints/seed_<s>/<name>
+        return checkpoint.parent.parent.parent
     return job_dir
+
+
+def pointer(path: Path, run_dir: Path) -> str:
+    """How eval-only's ``summary.json`` names a file: relative to ``run_dir`` when it lies
+    within two levels above it (the same sweep, or the run itself: the pointer survives the
+    sweep being moved), else absolute.  Read it back with ``run_dir / pointer``."""
+    rel = os.path.relpath(Path(path).resolve(), Path(run_dir).resolve())
+    return rel if Path(rel).parts[:3].count("..") <= 2 else str(Path(path).resolve())
 
 
 def run_eval(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -339,15 +474,19 @@ def run_eval(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     The result goes to ``logs/evaluation_seed_<start>.json`` (+ the per-episode CSV) of the
     checkpoint's own run (:func:`eval_destination`); a checkpoint other than ``final`` adds
-    its name (``evaluation_seed_<start>_best.json``), so a run's unsuffixed files always
-    describe its final state.  An existing file of another result is never overwritten
+    its name (``evaluation_seed_<start>_best.json``) and one seed's checkpoint of a multi-seed
+    run its seed (``evaluation_seed_<start>_train_seed_<s>.json``), so a run's unsuffixed
+    files always describe its final state.  A multi-seed run's stacked checkpoint gets the
+    pooled eval (:func:`evaluate`).  An existing file of another result is never overwritten
     (:func:`prereg.ppo.evaluate.place_eval`).  The eval job's own directory keeps its
     ``run.json`` (this job's status) and a ``summary.json`` that names the file; the training
     run's ``run.json`` and ``summary.json`` are left as they are.
     """
-    from prereg.ppo.evaluate import episodes_to_rows, place_eval
+    from prereg.ppo.evaluate import place_eval
+    from prereg.training.device import select_device
     from prereg.training.jaxcache import enable_compilation_cache
 
+    select_device(str(cfg.ppo.device))
     reg = to_plain(typed_registration(cfg, PPORegistration))
     reg_hash = registration_hash(reg)
     rd = RunDir(run_dir)
@@ -358,24 +497,24 @@ def run_eval(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         enable_compilation_cache()
         flat, meta = ck.load_checkpoint(checkpoint)
         built = build(meta["settings"])
-        if built.evaluator is None:
-            raise RuntimeError(f"no deterministic evaluator for env {built.settings['env_id']}")
         state = built.trainer.restore(flat)
-        episodes, evaluation = built.evaluator(state.params, state.normalizer, seed_start, n_seeds)
+        rows, evaluation = evaluate(built, state, seed_start, n_seeds)
         target = eval_destination(checkpoint, rd.path)
         stem = f"evaluation_seed_{seed_start}"
+        if target != rd.path and (seed := member_seed_of(checkpoint)) is not None:
+            stem += f"_train_seed_{seed}"
         if target != rd.path and checkpoint.name != "final":
             stem += f"_{checkpoint.name}"
-        rows = pd.DataFrame(episodes_to_rows(episodes))
         path, note = place_eval(target, evaluation, rows, stem)
         log.info("eval of %s: %s", checkpoint, note)
         summary = {
             "experiment": "ppo_eval",
-            "checkpoint": str(checkpoint),
+            "checkpoint": pointer(checkpoint, rd.path),
             "update": int(meta["update"]),
             "env_steps": int(meta["env_steps"]),
             "evaluation": evaluation,
-            "evaluation_file": str(path),
+            "evaluation_file": pointer(path, rd.path),
+            "device": device_used(),
             "evaluation_note": note,
         }
         atomic_write_json(rd.path / "summary.json", summary)
