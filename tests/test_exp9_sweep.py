@@ -194,3 +194,42 @@ def test_killed_run_resumes_from_its_checkpoint_with_identical_results(tmp_path)
     a = pd.read_csv(ref / "metrics.csv")
     b = pd.read_csv(victim / "metrics.csv")
     pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_the_verdict_ends_with_the_trust_section(sweep):
+    out, _ = sweep
+    v = json.loads((out / "verdict.json").read_text())
+    trust = v["trust"]
+    assert trust["early_steps"] == 50 and list(trust["arms"]) == ["primary"]
+    primary = trust["arms"]["primary"]
+    assert len(primary["pairs"]) == 8 and 0 <= primary["early_pairs"] <= 8
+    crossed = [p for p in primary["pairs"] if p["t_arm"] is not None]
+    assert primary["early_pairs"] == sum(p["t_arm"] < 50 for p in crossed)
+    md = (out / "verdict.md").read_text()
+    body = md.split("\n## Plots")[0]
+    assert body.index("## How much this verdict can be trusted") > body.index("### Finals")
+
+
+V2_ARMS = ["rho0_01", "rho0_1", "rho1", "noise0_1"]
+
+
+def test_a_tiny_v2_sweep_runs_the_registered_arms_and_writes_the_generalised_verdict(tmp_path):
+    out = tmp_path / "v2"
+    args = ["-m", "registration=exp9_v2", "arm=glob(*)", "cell=n4m2", "registration.step_cap=40"]
+    proc = run_cli(*args, "exp9.chunk_steps=20", f"hydra.sweep.dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(p.name.split(",")[0] for p in out.iterdir() if (p / "run.json").exists())
+    assert runs == sorted(f"arm={a}" for a in ["baseline", *V2_ARMS])
+    forms = {}
+    for run in out.glob("arm=*"):
+        summary = json.loads((run / "summary.json").read_text())
+        forms[summary["arm"]] = (summary["lambda"], summary["aux_form"])
+    assert forms["noise0_1"] == (0.1, "noise") and forms["rho1"] == (1.0, "rho")
+    v = json.loads((out / "verdict.json").read_text())
+    assert list(v["P2"]["arms"]) == V2_ARMS and list(v["outcome"]["by_arm"]) == V2_ARMS
+    assert [d["arm"] for d in v["reported"]["dose_response"]["rows"]] == V2_ARMS
+    assert list(v["trust"]["arms"]) == V2_ARMS
+    md = (out / "verdict.md").read_text()
+    assert md.splitlines()[4].startswith("**Outcomes by arm** (exploratory) — rho0_01: ")
+    assert "## How much this verdict can be trusted" in md
+    assert "**Outcomes by arm**" in proc.stdout

@@ -334,8 +334,6 @@ def _generalised(
         }
         out["outcome"]["by_arm"][arm] = outcome_of(p1, p2["pass"], p3, p4, out, n_expected)
         finals = finals_rows(by_key, reg, arm, p2["pairs"])
-        kl = [_kl_cost(by_key, reg, arm, c) for c in reg["cells"]]
-        kl = [x for x in kl if x is not None]
         dose.append(
             {
                 "arm": arm,
@@ -346,7 +344,7 @@ def _generalised(
                 "n_pairs": p2["n_pairs"],
                 "median_numerator_ratio": _median([p["numerator_ratio"] for p in p2["pairs"]]),
                 "median_denominator_ratio": _median([p["denominator_ratio"] for p in p2["pairs"]]),
-                "median_final_kl_ratio": _median(kl),
+                "median_final_kl": _final_kl(by_key, reg, arm),
                 "p3": out["P3"]["arms"][arm]["result"],
                 "finals": finals,
             }
@@ -356,7 +354,11 @@ def _generalised(
     out["outcome"]["sentence"] = "; ".join(f"{a}: Outcome {o['number']}" for a, o in by_arm.items())
     rho = [(0.0, 1.0)] + [(d["lambda"], d["median_ratio"]) for d in dose if d["form"] == "rho"]
     out["reported"] = {
-        "dose_response": {"rows": dose, "monotone_in_lambda_rho": _monotone(rho)},
+        "dose_response": {
+            "baseline_final_kl": _final_kl(by_key, reg, base),
+            "rows": dose,
+            "monotone_in_lambda_rho": _monotone(rho),
+        },
     }
 
 
@@ -365,13 +367,11 @@ def _median(xs: Sequence[float | None]) -> float | None:
     return statistics.median(vals) if vals else None
 
 
-def _kl_cost(by_key: ByKey, reg: dict[str, Any], arm: str, cell: str) -> float | None:
-    """The arm's final-window median KL over the baseline's, in one cell (None if absent)."""
-    ta, tb = _table_of(by_key.get((arm, cell))), _table_of(by_key.get((reg["baseline_arm"], cell)))
-    if ta is None or tb is None:
-        return None
+def _final_kl(by_key: ByKey, reg: dict[str, Any], arm: str) -> float | None:
+    """The arm's final-window median KL, median over the cells it ran (the KL it pays)."""
+    tables = [_table_of(by_key.get((arm, c))) for c in reg["cells"]]
     w = reg["finals_window"]
-    return _ratio(analysis.finals(ta, w)["median_kl"], analysis.finals(tb, w)["median_kl"])
+    return _median([analysis.finals(t, w)["median_kl"] for t in tables if t is not None])
 
 
 def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
@@ -933,7 +933,11 @@ def trust_lines(v: dict[str, Any]) -> list[str]:
     for arm, a in t["arms"].items():
         p2 = _arm_p2(v, arm)
         named = f" ({', '.join(a['early'])})" if a["early"] else ""
-        decision = _pf(a["window_p2_pass"]) if a["window_p2_pass"] is not None else "—"
+        decision = (
+            _pf(a["window_p2_pass"])
+            if a["window_p2_pass"] is not None
+            else f"n/a ({a['window_pairs']} of {a['n_pairs']} pairs)"
+        )
         rows.append(
             [
                 arm,
@@ -966,6 +970,11 @@ def trust_lines(v: dict[str, Any]) -> list[str]:
         ],
     )  # fmt: skip
     return lines + [""]
+
+
+def _of_registered(p2: dict[str, Any]) -> str:
+    """`` (8 registered)`` when fewer pairs than registered have both crossings."""
+    return "" if p2["n_pairs"] == p2["expected_pairs"] else f" ({p2['expected_pairs']} registered)"
 
 
 def _pair_table(pairs: Sequence[dict[str, Any]]) -> list[str]:
@@ -1006,7 +1015,8 @@ def render_generalised(v: dict[str, Any]) -> str:
          f"pairs with r > 1 (consistency count {first['consistency_count']})", "result"],
         [
             [a, f"{_f(p['median_ratio'])}: {p['median_result']}",
-             f"{p['count_gt_1']} of {p['n_pairs']}: {p['count_result']}", _res(p)]
+             f"{p['count_gt_1']} of {p['n_pairs']}{_of_registered(p)}: {p['count_result']}",
+             _res(p)]
             for a, p in v["P2"]["arms"].items()
         ],
     )  # fmt: skip
@@ -1027,19 +1037,20 @@ def render_generalised(v: dict[str, Any]) -> str:
         "",
         "### Dose-response across all lambdas",
         "",
-        "Medians over each arm's pairs at matched crossings; KL cost is the arm's final-window "
-        "median KL over the baseline's (median over cells). Median r monotone in lambda over the "
-        f"rho arms (baseline r = 1): {mono}.",
+        "Medians over each arm's pairs at matched crossings; final KL is the final-window median "
+        "KL, median over cells. Median r monotone in lambda over the rho arms (baseline r = 1): "
+        + ("not determined (an arm has no matched pair)" if mono is None else str(mono))
+        + ".",
         "",
     ]
     lines += _table(
         ["arm", "lambda", "form", "median r", "r > 1", "median signal ratio",
-         "median noise ratio", "KL cost", "P3"],
-        [["baseline", "0", "—", "1", "—", "1", "1", "1", "—"]]
+         "median noise ratio", "final KL", "P3"],
+        [["baseline", "0", "—", "1", "—", "1", "1", _f(dose["baseline_final_kl"]), "—"]]
         + [
             [d["arm"], f"{d['lambda']:g}", d["form"], _f(d["median_ratio"]),
              f"{d['count_gt_1']} of {d['n_pairs']}", _f(d["median_numerator_ratio"]),
-             _f(d["median_denominator_ratio"]), _f(d["median_final_kl_ratio"]), d["p3"]]
+             _f(d["median_denominator_ratio"]), _f(d["median_final_kl"]), d["p3"]]
             for d in dose["rows"]
         ],
     )  # fmt: skip
