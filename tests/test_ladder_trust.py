@@ -59,11 +59,24 @@ def metrics(
     return pd.concat(parts, ignore_index=True)
 
 
-def evaluation(k: int, seed_start: int, n_seeds: int = 32, trained: int = 1) -> dict:
+def evaluation(
+    k: int, seed_start: int, n_seeds: int = 32, trained: int = 1, per_seed: bool = True
+) -> dict:
+    """An eval summary; pooled over ``trained`` seeds as the multi-seed runner writes it (its
+    ``n_seeds`` counts every episode, ``per_seed`` holds each seed's), or (``per_seed=False``)
+    with ``n_seeds`` per training seed and ``n_train_seeds`` only."""
     n = n_seeds * trained
     ev = {"seed_start": seed_start, "n_seeds": n_seeds, "success_rate": k / n, "n_success": k}
     if trained > 1:
         ev["n_train_seeds"] = trained
+        if per_seed:
+            ks = [k // trained + (i < k % trained) for i in range(trained)]
+            ev["n_seeds"] = n
+            ev["per_seed"] = [
+                {"train_seed": i, "seed_start": seed_start, "n_seeds": n_seeds,
+                 "success_rate": ki / n_seeds, "n_success": ki}
+                for i, ki in enumerate(ks)
+            ]  # fmt: skip
     return ev
 
 
@@ -173,6 +186,13 @@ def test_v2_slope_pools_seeds_with_their_own_levels():
     table["log_std"] += table["seed"] * 0.5
     s2 = grade_v2(table=table).stages[1]
     assert s2.result == PASS and abs(s2.checks[1].figure) < 1e-4
+
+
+def test_v2_reads_pooled_evals_with_or_without_per_seed_entries():
+    for per_seed in (True, False):
+        ev1 = evaluation(140, 10000, trained=5, per_seed=per_seed)
+        s1 = ladder_v2.stage1(ev1, V2["stage1"], 5)
+        assert s1.checks[0].count == (140, 160) and s1.result == PASS
 
 
 def test_v2_refuses_single_seed_inputs():

@@ -100,12 +100,26 @@ def statement(check: Mapping[str, Any] | Check) -> str:
     return f"{name} {value} {op} {c['threshold']:g}: {result}"
 
 
+def episodes_per_train_seed(evaluation: Mapping[str, Any]) -> int:
+    """Eval episodes per training seed: each ``per_seed`` entry's ``n_seeds`` in a pooled
+    multi-seed eval (whose own ``n_seeds`` may count all episodes), else ``n_seeds``."""
+    per_seed = evaluation.get("per_seed")
+    if isinstance(per_seed, list) and per_seed and isinstance(per_seed[0], Mapping):
+        return int(per_seed[0].get("n_seeds", 0))
+    return int(evaluation.get("n_seeds", 0))
+
+
 def rate_of(evaluation: Mapping[str, Any]) -> tuple[int, int]:
     """``(successes, episodes)`` of an eval: ``n_success`` when written, else rate x episodes.
 
-    Episodes are ``n_seeds`` per training seed times ``n_train_seeds`` (1 when absent).
+    Episodes: the sum over a pooled eval's ``per_seed`` entries, else ``n_seeds`` times
+    ``n_train_seeds`` (1 when absent).
     """
-    n = int(evaluation.get("n_seeds", 0)) * int(evaluation.get("n_train_seeds", 1) or 1)
+    per_seed = evaluation.get("per_seed")
+    if isinstance(per_seed, list) and per_seed and all(isinstance(e, Mapping) for e in per_seed):
+        n = sum(int(e.get("n_seeds", 0)) for e in per_seed)
+    else:
+        n = int(evaluation.get("n_seeds", 0)) * int(evaluation.get("n_train_seeds", 1) or 1)
     k = evaluation.get("n_success")
     if k is None:
         k = round(float(evaluation["success_rate"]) * n)

@@ -37,6 +37,7 @@ from prereg.ppo.ladder import (
     Grade,
     NotGradable,
     Stage,
+    episodes_per_train_seed,
     rate_of,
     rate_text,
 )
@@ -55,7 +56,7 @@ def pooled_eval(
     start, n = int(spec["seed_start"]), int(spec["n_seeds"])
     if evaluation is None:
         raise NotGradable(f"the {stage} eval (logs/evaluation_seed_{start}.json) is missing")
-    got = (evaluation.get("seed_start", start), evaluation.get("n_seeds", n))
+    got = (evaluation.get("seed_start", start), episodes_per_train_seed(evaluation) or n)
     if got != (start, n):
         raise NotGradable(
             f"the {stage} eval ran at seed_start {got[0]} with {got[1]} seeds; "
