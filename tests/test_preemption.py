@@ -189,6 +189,23 @@ def test_submitits_sigusr2_handler_runs_after_the_checkpoint_and_the_run_is_requ
     assert record["status"] == "requeued" and "SIGUSR2; SLURM requeued job 76_3" in record["reason"]
 
 
+def test_status_counts_requeued_runs_apart_and_lists_them(tmp_path: Path) -> None:
+    from prereg.reports.status import render_status, sweep_status
+
+    slurm = {"array_job_id": "5", "array_task_id": "0"}
+    for name, status in (("arm=a", "requeued"), ("arm=b", "completed"), ("arm=c", "failed")):
+        (tmp_path / name).mkdir()
+        record = {"status": status, "reason": None if status == "completed" else "x"}
+        (tmp_path / name / "run.json").write_text(json.dumps({**record, "slurm": slurm}))
+        (tmp_path / name / "summary.json").write_text("{}")
+    data = sweep_status(tmp_path)
+    assert (data["counts"]["requeued"], data["counts"]["failed"]) == (1, 1)
+    text = render_status(data)
+    assert "1 completed, 1 failed, 0 halted, 0 skipped, 1 requeued" in text
+    assert "requeued (SLURM starts them again" in text.split("\n", 4)[-1]
+    assert "  arm=a  slurm 5_0" in text
+
+
 def test_a_signal_outside_any_run_body_is_not_handed_on_to_prereg_itself() -> None:
     with pytest.raises(RunInterrupted) as info, interrupts_as_exceptions():
         raise RunInterrupted(signal.SIGTERM)

@@ -25,7 +25,7 @@ from prereg.reports.compare import (
     status_reason,
 )
 
-STATES = ("pending", "running", "completed", "failed", "halted", "skipped")
+STATES = ("pending", "running", "completed", "failed", "halted", "skipped", "requeued")
 REASON_WIDTH = 160  # characters of a reason in the text view (--json keeps it all)
 LIST_LIMIT = 20  # running/pending jobs listed by name in the text view (the rest counted)
 
@@ -249,6 +249,10 @@ def render_status(data: dict[str, Any]) -> str:
     if running:
         lines.append("running:")
         lines += _names(running, "running")
+    requeued = [j for j in jobs if j["status"] == "requeued"]
+    if requeued:  # stopped while SLURM requeued them: they start again from their checkpoint
+        lines.append("requeued (SLURM starts them again; they resume from their checkpoints):")
+        lines += _names(requeued)
     pending = [j for j in jobs if j["status"] == "pending"]
     if pending:
         lines.append("pending:")
