@@ -128,6 +128,9 @@ def _run(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(_run_help())
         return 0
+    from prereg.core.signals import install_interrupt_handlers
+
+    install_interrupt_handlers()  # before the slow imports (Hydra, the studies), as run.py does
     from prereg.sweep.app import cli
 
     sys.argv[1:] = argv
