@@ -5,6 +5,7 @@ constants), both ladder modes, the verdict files, best-state, and bad input."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,39 @@ def test_every_candidate_failing_stage2_rejects_path_b_with_the_best_state(rejec
     assert proc.returncode == 0, proc.stderr
     best = [line for line in proc.stdout.splitlines() if line.startswith("**`")]
     assert best and Path(best[0].split("`")[1]).is_dir()
+
+
+@pytest.mark.slow
+def test_a_moved_sweep_still_gives_its_verdict_best_state_compare_and_eval(rejected, tmp_path):
+    # summary.json records checkpoints and policies relative to the run: a sweep copied back
+    # from a cluster (here: moved) points into itself, not at the old disk
+    moved = tmp_path / "moved"
+    shutil.move(rejected, moved)
+    try:
+        summary = json.loads((moved / "lr1e4" / "summary.json").read_text())
+        assert summary["checkpoint_final"] == "checkpoints/final"
+        assert summary["policy"] == "policies/policy.npz"
+        decision = verdict(moved)["decision"]
+        proc = prereg_cli("verdict", str(moved))
+        assert proc.returncode == 0, proc.stderr
+        assert verdict(moved)["decision"] == decision
+        assert str(rejected) not in (moved / "verdict.json").read_text()
+        proc = prereg_cli("best-state", str(moved))
+        assert proc.returncode == 0, proc.stderr
+        best = [line for line in proc.stdout.splitlines() if line.startswith("**`")]
+        where = Path(best[0].split("`")[1])
+        assert where.is_dir() and moved in where.parents
+        proc = prereg_cli("compare", str(moved))
+        assert proc.returncode == 0, proc.stderr
+        assert all(name in proc.stdout for name in CANDIDATES)
+        final = moved / "lr1e4" / "checkpoints" / "final"
+        args = ["experiment=ppo_eval", "eval=seed_20000", f"checkpoint={final}"]
+        proc = run_cli(*args, cwd=tmp_path)  # the eval job's own folder outside the sweep
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        written = moved / "lr1e4" / "logs" / "evaluation_seed_20000.json"
+        assert f"{written} already holds this result" in proc.stdout
+    finally:
+        shutil.move(moved, rejected)
 
 
 @pytest.mark.slow

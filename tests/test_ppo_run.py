@@ -84,6 +84,11 @@ def test_a_run_writes_every_file_with_the_named_columns(trained):
         assert (trained / "checkpoints" / name / "checkpoint.json").exists(), name
     summary = json.loads((trained / "summary.json").read_text())
     assert summary["env_steps"] == 3072 and summary["evaluation"] == ev
+    # paths relative to the run (a moved sweep still points into itself), and the device
+    assert (summary["checkpoint_final"], summary["checkpoint_best"], summary["policy"]) == (
+        "checkpoints/final", "checkpoints/best", "policies/policy.npz",
+    )  # fmt: skip
+    assert summary["device"] == "cpu" or summary["device"].startswith("gpu (")
 
 
 @pytest.mark.slow
@@ -368,6 +373,20 @@ def test_ppo_bad_input_is_one_line(tmp_path, args, expected):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(expected), proc.stderr
     assert not out.exists()
+
+
+def test_device_gpu_without_a_gpu_is_refused_in_one_line_before_any_compute(tmp_path):
+    import jax
+
+    if any(d.platform == "gpu" for d in jax.devices()):
+        pytest.skip("JAX sees a GPU here: ppo.device=gpu is honoured, not refused")
+    out = tmp_path / "run"
+    proc = run_cli(*TINY, "ppo.device=gpu", f"hydra.run.dir={out}", timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ppo.device: gpu requested but JAX sees no GPU (devices: ")
+    assert not (out / "metrics.csv").exists() and not (out / "checkpoints").exists()
 
 
 def test_eval_of_something_that_is_not_a_checkpoint_is_one_line(tmp_path):

@@ -241,11 +241,24 @@ def validate_ppo_registration(cfg: DictConfig) -> DictConfig:
     return reg
 
 
+def validate_device(cfg: DictConfig) -> None:
+    """``ppo.device=gpu`` needs a GPU that JAX sees, checked where the job runs: a config
+    composed with its ``hydra`` node is the launching side's precheck (a SLURM login node
+    need not have a GPU), so it is checked there only by the job itself."""
+    if "hydra" in cfg or cfg.ppo.device == "auto":
+        return
+    from prereg.training.device import select_device
+
+    select_device(str(cfg.ppo.device))
+
+
 def validate_ppo(cfg: DictConfig) -> None:
-    """experiment=ppo: registration, candidate (if any), hyper-parameters, tier, eval, env."""
+    """experiment=ppo: registration, candidate (if any), hyper-parameters, tier, eval, env,
+    device."""
     validate_ppo_registration(cfg)
     check_candidate(cfg)
     validate_ppo_hparams(apply_candidate(cfg))
+    validate_device(cfg)
 
 
 def validate_ppo_ladder(cfg: DictConfig) -> None:
@@ -273,3 +286,4 @@ def validate_ppo_eval(cfg: DictConfig) -> None:
     if cfg.checkpoint is None:
         raise ConfigError("checkpoint", "a checkpoint path is required (checkpoint=<dir>)")
     checkpoint_path("checkpoint", cfg.checkpoint)
+    validate_device(cfg)
