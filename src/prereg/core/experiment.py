@@ -37,6 +37,7 @@ class LoggerName(Choice):
 
     none = "none"
     tensorboard = "tensorboard"
+    wandb = "wandb"  # needs the wandb extra
 
 
 @dataclass

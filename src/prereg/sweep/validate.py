@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from prereg.core.checks import at_least, one_of, positive, typed_keys
 from prereg.core.errors import ConfigError, simplify_message
 from prereg.core.experiments import experiments, get_experiment
+from prereg.training.loggers import check_available
 
 
 def schema_of(cfg: DictConfig) -> type:
@@ -113,6 +114,7 @@ def validate(cfg: DictConfig) -> None:
     known_keys(cfg)
     resolvable(cfg)
     validate_launcher(cfg)
+    check_available(OmegaConf.select(cfg, "logger.name", default="none"))  # logger=wandb
     validator = get_experiment(str(cfg.runner), "runner").validator()
     if validator is not None:
         validator(cfg)

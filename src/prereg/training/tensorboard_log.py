@@ -5,7 +5,9 @@ diagnostics, PPO's periodic evals); this module writes them to ``<run_dir>/tenso
 scalars tagged ``<prefix>/<column>`` at the row's step, and flushes after each call so
 ``tensorboard --logdir outputs/`` shows a run live.  ``logger=none`` (the default) writes
 nothing.  Logging never changes a result, so it is not part of a run's directory name or its
-registration hash.
+registration hash.  :func:`for_run` picks a run's logger (this one, ``logger=wandb``'s
+:class:`~prereg.training.wandb_log.WandbLog` or none; see :mod:`prereg.training.loggers`); it
+lives here because the runners call it by this name.
 
 Resume: the writer opens lazily at the first row this process logs and uses that row's step
 as ``purge_step``.  A resumed run starts right after its checkpoint, so every point a killed
@@ -19,18 +21,18 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
+
+from prereg.training.loggers import RunLogger, numeric_columns, scalars
 
 SUBDIR = "tensorboard"  # event files go to <run_dir>/tensorboard/
 FLUSH_SECS = 1  # tensorboardX's writer thread writes what is still queued within this
 
 
-class TensorBoardLog:
+class TensorBoardLog(RunLogger):
     """Scalars of one run directory's rows; every method is a no-op when not ``enabled``.
 
     Use as a context manager (or call :meth:`close`) so the event file is closed at the end
@@ -61,18 +63,16 @@ class TensorBoardLog:
         """Log the numeric entries of ``values`` at ``step`` as ``<prefix>/<key>``, then flush."""
         if not self.enabled:
             return
-        scalars = {k: v for k, v in values.items() if _is_number(v)}
-        if scalars:
-            self._write_rows([int(step)], {k: [v] for k, v in scalars.items()}, prefix)
+        numbers = scalars(values)
+        if numbers:
+            self._write_rows([int(step)], {k: [v] for k, v in numbers.items()}, prefix)
             self.flush()
 
     def log_frame(self, frame: pd.DataFrame, step_column: str, prefix: str = "metrics") -> None:
         """Log every numeric column of every row at the row's ``step_column``, then flush."""
-        if not self.enabled or frame.empty or step_column not in frame:
+        columns = numeric_columns(frame, step_column)
+        if not self.enabled or not columns:
             return
-        columns = [
-            c for c in frame.columns if c != step_column and pd.api.types.is_numeric_dtype(frame[c])
-        ]
         steps = frame[step_column].astype(int).tolist()
         self._write_rows(steps, {c: frame[c].to_numpy(dtype=float) for c in columns}, prefix)
         self.flush()
@@ -94,29 +94,18 @@ class TensorBoardLog:
         if self._writer is not None:
             self._writer.flush()
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         """Write everything still queued and close the event file (idempotent)."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
 
-    def __enter__(self) -> TensorBoardLog:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+def for_run(cfg: DictConfig, run_dir: str | Path) -> RunLogger:
+    """The run's logger as ``cfg.logger.name`` selects it (``none``: one that logs nothing)."""
+    name = str(OmegaConf.select(cfg, "logger.name", default="none"))
+    if name == "wandb":
+        from prereg.training.wandb_log import WandbLog
 
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
-
-
-def for_run(cfg: DictConfig, run_dir: str | Path) -> TensorBoardLog:
-    """The run's logger as ``cfg.logger.name`` selects it (enabled for ``tensorboard``)."""
-    name = OmegaConf.select(cfg, "logger.name", default="none")
+        return WandbLog.for_run(cfg, run_dir)
     return TensorBoardLog(run_dir, enabled=name == "tensorboard")
