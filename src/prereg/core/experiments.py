@@ -25,7 +25,11 @@ from typing import Any
 from prereg.core.errors import ConfigError
 from prereg.core.experiment import Experiment
 
-BUILTIN_MODULES = ("prereg.exp9.experiment", "prereg.ppo.experiment")
+BUILTIN_MODULES = (
+    "prereg.exp9.experiment",
+    "prereg.exp9_estimator.experiment",
+    "prereg.ppo.experiment",
+)
 ENTRY_POINT_GROUP = "prereg.experiments"
 ENV_VAR = "PREREG_EXPERIMENTS"
 
