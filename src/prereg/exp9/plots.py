@@ -132,7 +132,9 @@ def plot_trajectories(
     )  # fmt: skip
     height = 4.4 * nrows + 1.1
     head = 1.05 if v.get("exploratory", {}).get("is") else 0.75  # room for a two-line title
-    fig.subplots_adjust(left=0.08, right=0.985, top=1 - head / height, bottom=0.95 / height)
+    legend_rows = math.ceil((len({a for a, _ in tables}) + 1 + len(thresholds)) / 3)
+    foot = 0.55 + 0.2 * legend_rows  # 0.95 for two legend rows (three arms)
+    fig.subplots_adjust(left=0.08, right=0.985, top=1 - head / height, bottom=foot / height)
     for k in range(nrows - 1):
         for ax in grid[3 * k + 2]:
             ax.set_visible(False)
@@ -296,6 +298,8 @@ def plot_arm_ratios(v: Mapping[str, Any]) -> Figure:
     for k, (arm, p2) in enumerate(p2s.items()):
         r = log_safe([p["ratio"] for p in p2["pairs"]])
         values += [y for y in r if not math.isnan(y)]
+        if all(math.isnan(y) for y in r):
+            continue  # no matched pair: no markers, no legend entry (noted below)
         ax_r.scatter(x + (k - (len(p2s) - 1) / 2) * width, r, s=40, zorder=4,
                      color=ARM_COLOURS.get(arm, "#999999"), edgecolors="black", lw=0.4,
                      label=f"{arm}: P2 {p2.get('result')}")  # fmt: skip
@@ -317,6 +321,10 @@ def plot_arm_ratios(v: Mapping[str, Any]) -> Figure:
         dvals += [float(y) for y in vals if not math.isnan(y)]
         ax_d.bar(xd + off, np.where(np.isnan(vals), 0, vals - 1), 0.24, bottom=1.0,
                  color=colour, label=label)  # fmt: skip
+    for i, d in enumerate(rows):
+        if d["median_ratio"] is None:
+            ax_d.annotate("no matched pair", (i, 0.04), xycoords=("data", "axes fraction"),
+                          ha="center", fontsize=8, color="#555555")  # fmt: skip
     ax_d.axhline(1.0, color="black", lw=0.8)
     log_y(ax_d)
     ax_d.set_ylim(min(dvals) / 1.5, max(dvals) * 1.5)
