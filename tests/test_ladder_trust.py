@@ -215,6 +215,7 @@ def test_v2_verdict_grades_pooled_runs_and_reports_its_trust(tmp_path):
     assert "v1's value-loss gate (not a v2 gate)" in md
     t = v["trust"]["observed"]["candidates"]["vc0_25"]
     assert t["trend"]["pass_fraction"] == 1.0 and not t["trend"]["noise_decided"]
+    assert t["entropy"] == {"pass_fraction": 1.0, "updates": 300}  # updates, not (update, seed)
     assert 0.03 < t["stage3"]["false_fail_probability"] < 0.07
 
 
@@ -233,6 +234,14 @@ def test_v2_composes_with_five_seeds_beside_the_unchanged_v1():
     assert cfg.ppo.num_seeds == 5
     assert to_plain(typed_registration(cfg, PPORegistration)) == V2
     assert compose("experiment=ppo_ladder", "candidate=lr1e4").ppo.num_seeds == 1
+    from prereg.core.errors import ConfigError
+    from prereg.sweep.validate import known_keys
+
+    known_keys(cfg)  # v2's own keys are known (its schema, not v1's)
+    bad = compose("experiment=ppo_ladder", "registration=ppo_pathb_v2", "candidate=lr1e4",
+                  "+registration.stage2.bogus=1")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"registration\.stage2\.bogus: unknown key"):
+        known_keys(bad)
 
 
 # ---------------------------------------------------------------------------- audit

@@ -197,8 +197,9 @@ def candidate_trust(
         trend = (_windows_v2 if pooled else _windows_v1)(metrics, reg["stage2"])
         if trend is not None:
             out["trend"] = trend
-        if "entropy" in metrics:
-            last = metrics.sort_values("update")["entropy"].to_numpy(float)[-SPAN:]
+        if "entropy" in metrics:  # per update (the mean over seeds, as v2's gate reads it)
+            per_update = metrics.groupby("update")["entropy"].mean().sort_index()
+            last = per_update.to_numpy(float)[-SPAN:]
             gate = float(reg["stage2"]["max_final_entropy"])
             out["entropy"] = {"pass_fraction": float(np.mean(last < gate)), "updates": len(last)}
     return out

@@ -27,12 +27,21 @@ def known_keys(cfg: DictConfig) -> None:
     """Refuse keys the schema does not know, including ones added with ``+key=value``."""
     plain = {k: v for k, v in OmegaConf.to_container(cfg).items() if k != "hydra"}
     schema = schema_of(cfg)
+
+    def structured() -> DictConfig:
+        base = OmegaConf.structured(schema)
+        if isinstance(cfg.get("registration"), DictConfig):  # a subclass schema (ppo_pathb_v2)
+            reg = OmegaConf.get_type(cfg, "registration")
+            if reg is not None and reg is not dict:
+                base = OmegaConf.merge(base, {"registration": OmegaConf.structured(reg)})
+        return base
+
     try:
-        OmegaConf.merge(OmegaConf.structured(schema), plain)
+        OmegaConf.merge(structured(), plain)
     except OmegaConfBaseException as exc:
         key = str(getattr(exc, "full_key", "") or "command line")
         parent, _, _ = key.rpartition(".")
-        base = OmegaConf.structured(schema)
+        base = structured()
         node = OmegaConf.select(base, parent) if parent else base
         allowed = sorted(node.keys()) if isinstance(node, DictConfig) else None
         if "not in" in str(exc.msg):
