@@ -115,7 +115,7 @@ def killed_record(
             wall += max(0.0, (now - started).total_seconds())
         except (TypeError, ValueError):
             pass
-    if record.get("status") == "failed" and record.get("reason"):
+    if record.get("status") in ("failed", "requeued") and record.get("reason"):
         reason = f"{reason}; the run had recorded: {record['reason']}"
     record.update(
         status="failed",
