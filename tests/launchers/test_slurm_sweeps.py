@@ -252,6 +252,7 @@ def test_killed_jobs_end_failed_and_the_others_still_count(
         "failed": 3,
         "halted": 0,
         "skipped": 0,
+        "requeued": 0,
     }
     assert f"killed by SLURM: state FAILED (job {a}_0)" in text
     assert f"killed by SLURM: state CANCELLED (job {a}_3)" in text

@@ -96,6 +96,7 @@ def test_counts_reasons_and_slurm(sweep: Path) -> None:
         "failed": 1,
         "halted": 0,
         "skipped": 0,
+        "requeued": 0,
     }
     by_name = {j["name"]: j for j in data["jobs"]}
     failed = by_name["arm=secondary,cell=n4m2," + CAP]
@@ -107,7 +108,9 @@ def test_counts_reasons_and_slurm(sweep: Path) -> None:
     text = format_status(sweep)
     lines = text.splitlines()
     assert lines[0].endswith("(exp9): 5 jobs listed in sweep.json")
-    assert lines[1].strip() == "1 pending, 1 running, 2 completed, 1 failed, 0 halted, 0 skipped"
+    assert lines[1].strip() == (
+        "1 pending, 1 running, 2 completed, 1 failed, 0 halted, 0 skipped, 0 requeued"
+    )
     assert "SLURM: ran under array job 4242 (tasks 0-3)" in lines
     row = next(line for line in lines if "arm=secondary" in line)
     assert "failed" in row and "ValueError: lambda out of range" in row and "4242_2" in row
