@@ -223,6 +223,11 @@ def job_failed(job: Any) -> bool:
         ret = job.results()[0]
     except Exception:  # noqa: BLE001 - died, or raised outside the run: a failure
         return True
+    return returned_failure(ret)
+
+
+def returned_failure(ret: JobReturn) -> bool:
+    """Whether a job's JobReturn says it failed or halted (an exception, or dispatch's status)."""
     if ret.status != JobStatus.COMPLETED:
         return True
     value = getattr(ret, "_return_value", None)

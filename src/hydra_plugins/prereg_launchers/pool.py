@@ -1,0 +1,241 @@
+"""``hydra/launcher=pool``: a multirun's jobs in a few worker processes that live for the sweep.
+
+:class:`~.launcher.BoundedLocalLauncher` starts one process per job, so every job pays Python's
+start-up and JAX's import again (about 2 s each on a 2-core machine, more than an exp9 run
+computes). Here ``workers`` processes (default: the CPUs this process may use, at most one per
+job) are started once; each sets prereg up, imports the study's runner (JAX) while the sweep
+process is still planning, then takes jobs one at a time and runs each exactly as a submitit job
+does (Hydra's ``run_job`` on the job's sweep config), in the sweep's own run directories.
+
+Kept from the local launcher: the jobs run in the sweep's order as workers free up; the sweep
+waits for every job and returns their results in order; a worker that dies during a job (kill -9,
+out of memory) has its job written ``failed`` in ``run.json`` ("killed: job process ended without
+a result (exit status -9, local job <pid>)", :mod:`.dead_jobs`), a fresh worker takes the next
+job and the verdict still runs; ``fail_fast`` (or ``--fail-fast``) starts no job after one
+failed, halted or died. Each job takes its run directory's lease itself (dispatch), as in every
+launcher. Jobs' results equal the sequential launcher's byte for byte (same code, same inputs).
+"""
+
+# No ``from __future__ import annotations`` here: Hydra's plugin scan executes this module
+# before it is in sys.modules (see config.py).
+import logging
+import os
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, setup_globals
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+from omegaconf import open_dict
+
+from .dead_jobs import (
+    _record_dead_job,
+    dead_job_return,
+    dead_jobs_message,
+    death_reason,
+    returned_failure,
+)
+from .launcher import available_cpus, fail_fast_flag, not_run_return
+
+log = logging.getLogger(__name__)
+
+#: ConfigStore name of :class:`PoolQueueConf`.
+POOL_SCHEMA = "prereg_pool_schema"
+
+
+@dataclass
+class PoolQueueConf:
+    """``hydra/launcher=pool``'s schema (``conf/hydra/launcher/pool.yaml`` extends it)."""
+
+    _target_: str = "hydra_plugins.prereg_launchers.pool.PoolLauncher"
+    # worker processes; null = the CPUs this process may use (never more than the jobs)
+    workers: int | None = None
+    # start no new job after one failed, halted or died (as run.py --fail-fast)
+    fail_fast: bool = False
+
+
+ConfigStore.instance().store(
+    group="hydra/launcher", name=POOL_SCHEMA, node=PoolQueueConf(), provider="prereg_launchers"
+)
+
+
+class PoolLauncher(BaseSubmititLauncher):
+    """Hydra launcher: ``workers`` long-lived local processes take the sweep's jobs in turn."""
+
+    _EXECUTOR = "local"  # dead jobs are recorded as the local launcher's ("local job <pid>")
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        assert self.config is not None
+        num_jobs = len(job_overrides)
+        assert num_jobs > 0
+        size = max(1, min(num_jobs, int(self.params.get("workers") or available_cpus())))
+        fail_fast = bool(self.params.get("fail_fast", False)) or fail_fast_flag()
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+        log.info(f"Pool sweep ({num_jobs} jobs, {size} worker processes), output dir : {sweep_dir}")
+        for i, overrides in enumerate(job_overrides):
+            log.info(f"\t#{initial_job_idx + i} : {' '.join(filter_overrides(overrides))}")
+        return _Pool(self, size).run(job_overrides, initial_job_idx, fail_fast)
+
+    def run_one(self, overrides: Sequence[str], num: int, job_id: str) -> JobReturn:
+        """One job in this (worker) process: as ``BaseSubmititLauncher.__call__`` runs it, with
+        the worker's id as ``hydra.job.id`` (Hydra's singletons are set once per worker)."""
+        assert self.hydra_context is not None and self.config is not None
+        assert self.task_function is not None
+        setup_globals()
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(
+            self.config, list(overrides)
+        )
+        with open_dict(sweep_config.hydra.job) as job:
+            job.id = job_id
+            job.num = num
+        return run_job(
+            hydra_context=self.hydra_context,
+            task_function=self.task_function,
+            config=sweep_config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+
+
+class _Pool:
+    """The sweep process's side: start workers, hand out jobs, collect results and deaths."""
+
+    def __init__(self, launcher: PoolLauncher, size: int) -> None:
+        import multiprocessing
+
+        import cloudpickle  # submitit's own pickler: the launcher travels as submitit sends it
+
+        self.launcher = launcher
+        self.size = size
+        self.ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold JAX
+        runner = str(launcher.config.get("runner", "")) if launcher.config is not None else ""
+        self.payload = cloudpickle.dumps((launcher, Singleton.get_state(), runner))
+        self.workers: list[Any] = []
+
+    def start_worker(self) -> Any:
+        parent, child = self.ctx.Pipe()
+        proc = self.ctx.Process(target=worker_main, args=(child,), daemon=True)
+        proc.start()
+        child.close()
+        parent.send_bytes(self.payload)
+        worker = SimpleNamespace(proc=proc, conn=parent, job=None)
+        self.workers.append(worker)
+        return worker
+
+    def run(
+        self, job_overrides: Sequence[Sequence[str]], first: int, fail_fast: bool
+    ) -> list[JobReturn]:
+        import cloudpickle
+
+        returns: dict[int, JobReturn] = {}
+        dead = []
+        waiting = deque(range(len(job_overrides)))
+        stop = False
+        try:
+            for _ in range(self.size):
+                self.start_worker()
+            while True:
+                for w in list(self.workers):
+                    if w.job is None and waiting and not stop:
+                        if not w.proc.is_alive():  # died between jobs: nothing lost, replace it
+                            self.workers.remove(w)
+                            w = self.start_worker()
+                        w.job = waiting.popleft()
+                        w.conn.send((list(job_overrides[w.job]), first + w.job))
+                busy = [w for w in self.workers if w.job is not None]
+                if not busy:
+                    break
+                ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
+                for w in busy:
+                    if w.conn not in ready and w.proc.sentinel not in ready:
+                        continue
+                    i, w.job = w.job, None
+                    try:
+                        ret = cloudpickle.loads(w.conn.recv_bytes())
+                    except (EOFError, OSError):  # the worker died during the job
+                        w.proc.join()
+                        why = death_reason("local", "FINISHED", str(w.proc.pid),
+                                           exit_status=w.proc.exitcode)  # fmt: skip
+                        job = SimpleNamespace(job_id=str(w.proc.pid))
+                        d = _record_dead_job(self.launcher, job, first + i, job_overrides[i], why)
+                        dead.append(d)
+                        ret = dead_job_return(d)
+                        self.workers.remove(w)
+                        if waiting and not (fail_fast or stop):
+                            self.start_worker()
+                    returns[i] = ret
+                    if fail_fast and not stop and returned_failure(ret):
+                        stop = True
+                        if waiting:
+                            log.warning(f"fail-fast: job #{first + i} did not complete; "
+                                        f"{len(waiting)} job(s) not started")  # fmt: skip
+        except BaseException:
+            for w in self.workers:  # Ctrl-C or an error here: leave no worker behind
+                w.proc.terminate()
+            raise
+        finally:
+            self.close()
+        if dead:
+            log.error(dead_jobs_message(dead, len(job_overrides)))
+        return [returns.get(i) or not_run_return(o) for i, o in enumerate(job_overrides)]
+
+    def close(self) -> None:
+        """Tell every worker to end; wait for it (then kill one that does not)."""
+        for w in self.workers:
+            try:
+                w.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        for w in self.workers:
+            w.proc.join(timeout=30)
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join()
+            w.conn.close()
+        self.workers = []
+
+
+def worker_main(conn: Connection) -> None:
+    """A worker process: set prereg up, import the study's runner, then run jobs until told to
+    stop. Each job's JobReturn goes back pickled (an unpicklable one as its exception's text)."""
+    from prereg.core.signals import install_interrupt_handlers
+
+    install_interrupt_handlers()
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # workers may share a GPU
+    import cloudpickle
+
+    from prereg.sweep.app import setup
+
+    setup()
+    launcher, singletons, runner = cloudpickle.loads(conn.recv_bytes())
+    Singleton.set_state(singletons)
+    if runner:  # imported once here, while the sweep process plans (JAX for exp9 and PPO)
+        from prereg.sweep.dispatch import resolve_runner
+
+        try:
+            resolve_runner(runner)
+        except Exception:  # noqa: BLE001 - the job itself will say what is wrong
+            pass
+    job_id = f"pool_{os.getpid()}"
+    while (msg := conn.recv()) is not None:
+        overrides, num = msg
+        ret = launcher.run_one(overrides, num, job_id)
+        try:
+            data = cloudpickle.dumps(ret)
+        except Exception as exc:  # noqa: BLE001 - e.g. an exception that does not pickle
+            value = getattr(ret, "_return_value", None)
+            failed = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
+            failed.return_value = RuntimeError(f"{value!r} (result not picklable: {exc})")
+            data = cloudpickle.dumps(failed)
+        conn.send_bytes(data)
