@@ -152,7 +152,7 @@ def interrupts_as_exceptions() -> Iterator[None]:
         yield
     except RunInterrupted as exc:
         replaced = previous.get(signal.Signals(exc.signum))
-        if exc.replaced is None and _replaceable(replaced):
+        if exc.replaced is None and callable(replaced) and _replaceable(replaced):
             exc.replaced = replaced
         raise
     finally:
