@@ -154,7 +154,8 @@ def render_markdown(v: dict[str, Any]) -> str:
         "- E2 and E3 are judged at one (B, T) on thetas that span many orders of magnitude of "
         "rho; the ratio SNR_pred / SNR_exact = T MSE / tr Sigma does not depend on ||g||, so "
         "E3 measures the chains' mixing, and E2 mostly the spread of ||g||^2.",
-        "- E4 and E5 rest on 8 pairs each (one teacher and one initial theta per cell).",
+        f"- E4 rests on {len(e4['pairs'])} pairs and E5 on {len(e5['pairs'])} (one teacher and "
+        "one initial theta per cell; E5's chains are one seed per cell).",
     ]
     return "\n".join(lines) + "\n"
 
