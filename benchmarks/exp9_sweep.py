@@ -1,10 +1,15 @@
-"""exp9 speed: the full 12-run registered sweep end to end through run.py, plus the step cost.
+"""exp9 speed: the 12-run registered sweep end to end through run.py, against the bare computation.
 
-Prints a table: wall time of the sweep with a cold and a warm JAX compilation cache
-(each in a fresh process, as a user runs it), next to the seed's 1913 s; and the cost of
-one training step (factored resolvent with ``jnp.linalg.solve``, gradient included)
-against a baseline measured in the same run: the eigendecomposition reference that
-computes the same rho (numpy ``eigh``, no gradient).
+Prints a table of wall times measured in this run, each against the bare 12-run computation
+(the same 12 trainings in one process with no Hydra, I/O, diagnostics or verdict: one jitted
+chunk of ``step_cap`` steps per run, single-threaded BLAS, one after another):
+the sweep through ``run.py`` with the default launcher on this machine (``pool``: worker
+processes that live for the sweep, one per CPU) and with ``hydra/launcher=basic`` (the
+previous default: every job in the sweep process), each with a warm JAX compilation cache (a
+cold run fills it first); ``--local`` adds ``hydra/launcher=local`` (one process per job).
+Then the cost of one training step against the eigendecomposition reference, as before.
+The machine's load (``os.getloadavg``) is printed: figures from a busy machine are not a
+quiet machine's.
 
     python benchmarks/exp9_sweep.py                 # full registered sweep (2000 steps)
     python benchmarks/exp9_sweep.py --steps 200     # quicker, not the registered cap
@@ -23,12 +28,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_SECONDS = 1913.0
+ARMS = ("baseline", "primary", "secondary")
 
 
-def sweep(out: Path, cache: Path, steps: int | None) -> float:
+def sweep(out: Path, cache: Path, steps: int | None, launcher: str | None = None) -> float:
     """Wall seconds of the whole multirun (verdict included) in a fresh process."""
-    args = [sys.executable, str(REPO / "run.py"), "-m", "arm=baseline,primary,secondary",
+    args = [sys.executable, str(REPO / "run.py"), "-m", f"arm={','.join(ARMS)}",
             "cell=glob(*)", f"hydra.sweep.dir={out}"]  # fmt: skip
+    if launcher is not None:
+        args.append(f"hydra/launcher={launcher}")
     if steps is not None:
         args.append(f"registration.step_cap={steps}")
     env = {**os.environ, "PREREG_JAX_CACHE": str(cache)}
@@ -38,6 +46,47 @@ def sweep(out: Path, cache: Path, steps: int | None) -> float:
     if proc.returncode != 0 or not (out / "verdict.json").exists():
         raise SystemExit(f"sweep failed:\n{proc.stderr[-3000:]}")
     return wall
+
+
+def bare(cache: Path, steps: int | None) -> float:
+    """Wall seconds of the bare 12-run computation in a fresh process (imports excluded, the
+    warm compilation cache's loads included, as the sweep's jobs pay them)."""
+    args = [sys.executable, __file__, "--bare"] + ([f"--steps={steps}"] if steps else [])
+    env = {**os.environ, "PREREG_JAX_CACHE": str(cache), "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.run(args, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"bare computation failed:\n{proc.stderr[-3000:]}")
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def _bare(steps: int | None) -> float:
+    """The 12 registered trainings one after another in this process; their wall seconds."""
+    from prereg.core.registration import load_registered
+    from prereg.training.jaxcache import enable_compilation_cache
+
+    enable_compilation_cache()
+    from prereg.exp9 import enable_x64
+
+    enable_x64()
+    import jax.numpy as jnp
+    import numpy as np
+
+    from prereg.exp9 import arms, model, train
+
+    reg = load_registered("exp9_v1")
+    cap = int(steps if steps is not None else reg["step_cap"])
+    lr = float(reg["lr"])
+    tic = time.perf_counter()
+    for arm in ARMS:
+        for cell in reg["cells"].values():
+            n, m = int(cell["n"]), int(cell["m"])
+            lam, form = arms.arm_spec(reg, arm)
+            log_q = model.make_teacher(n, float(reg["beta"]), int(cell["teacher_seed"]))
+            theta = model.init_theta(n, m, int(cell["init_seed"]), float(reg["init_scale"]))
+            run_chunk = train.make_chunk_runner(log_q, n, m, lam, form, lr)
+            _, met = run_chunk(train.init_state(jnp.asarray(theta), lr), cap)
+            np.asarray(met["kl"])
+    return time.perf_counter() - tic
 
 
 def step_costs(n: int, m: int, reps: int = 200) -> tuple[float, float]:
@@ -71,30 +120,60 @@ def step_costs(n: int, m: int, reps: int = 200) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=None, help="override the step cap")
+    parser.add_argument("--local", action="store_true", help="also time hydra/launcher=local")
+    parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # for bare()
     args = parser.parse_args()
-    print(
-        f"command: python benchmarks/exp9_sweep.py{f' --steps {args.steps}' if args.steps else ''}"
-    )
+    if args.bare:
+        print(_bare(args.steps))
+        return
+    flags = (f" --steps {args.steps}" if args.steps else "") + (" --local" if args.local else "")
+    print(f"command: python benchmarks/exp9_sweep.py{flags}")
+    load = os.getloadavg()
+    print(f"CPUs available: {len(os.sched_getaffinity(0))}; load average before: "
+          f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")  # fmt: skip
+    rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        cold = sweep(tmp / "cold", tmp / "cache", args.steps)
-        warm = sweep(tmp / "warm", tmp / "cache", args.steps)
-        verdict = json.loads((tmp / "warm" / "verdict.json").read_text())
-        computes = [
-            json.loads((d / "summary.json").read_text())["compute_seconds"]
-            for d in (tmp / "warm").iterdir()
-            if (d / "summary.json").exists()
-        ]
-    print()
-    print("| measurement | seconds | vs seed (1913 s) |")
-    print("|---|---:|---:|")
-    for label, wall in (("cold", cold), ("warm", warm)):
-        print(
-            f"| 12-run sweep + verdict, {label} compile cache | {wall:.1f} "
-            f"| {SEED_SECONDS / wall:.0f}x faster |"
+        cache = tmp / "cache"
+        cold = sweep(tmp / "cold", cache, args.steps)  # fills the compilation cache
+        base = bare(cache, args.steps)
+        rows.append(("bare 12-run computation, one process (baseline)", base))
+        rows.append(
+            (
+                "run.py sweep + verdict, default launcher (pool)",
+                sweep(tmp / "pool", cache, args.steps),
+            )
         )
-    print(f"| sum of the 12 runs' compute (warm) | {sum(computes):.1f} | |")
-    print(f"\noutcome {verdict['outcome']['number']}: {verdict['outcome']['sentence']}")
+        rows.append(
+            (
+                "run.py sweep + verdict, hydra/launcher=basic",
+                sweep(tmp / "basic", cache, args.steps, "basic"),
+            )
+        )
+        if args.local:
+            rows.append(
+                (
+                    "run.py sweep + verdict, hydra/launcher=local",
+                    sweep(tmp / "local", cache, args.steps, "local"),
+                )
+            )
+        verdict = json.loads((tmp / "pool" / "verdict.json").read_text())
+        same = all(
+            (d / "metrics.csv").read_bytes()
+            == (tmp / "basic" / d.name / "metrics.csv").read_bytes()
+            for d in (tmp / "pool").iterdir()
+            if (d / "metrics.csv").exists()
+        )
+    load = os.getloadavg()
+    print(f"load average after: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    print()
+    print("| measurement (warm compile cache) | seconds | / bare | vs seed (1913 s) |")
+    print("|---|---:|---:|---:|")
+    for label, wall in rows:
+        print(f"| {label} | {wall:.1f} | {wall / base:.2f} | {SEED_SECONDS / wall:.0f}x faster |")
+    print(f"| run.py sweep, cold compile cache (pool) | {cold:.1f} | {cold / base:.2f} | |")
+    print(f"\nmetrics.csv byte-identical, pool vs basic, every run: {same}")
+    print(f"outcome {verdict['outcome']['number']}: {verdict['outcome']['sentence']}")
     print()
     print(
         "| cell (N states) | training step, solve + grad (ms) | eigen reference rho (ms) | ratio |"

@@ -104,6 +104,9 @@ class Experiment:
       (subclasses of ``registration``) that a registration YAML selects with
       ``defaults: [/registration_schema/<name>@_here_, _self_]``, for a registration whose
       constants differ in kind from the first (``ppo_pathb_v2``).
+    - ``one_core_jobs``: each job uses one core (exp9: single-threaded solves), so a multirun
+      runs its jobs in ``hydra/launcher=pool``'s workers by default when more than one CPU is
+      available (:mod:`prereg.sweep.default_launcher`); False keeps Hydra's in-process one.
     """
 
     name: str
@@ -119,6 +122,7 @@ class Experiment:
     headline: Callable[[dict[str, Any]], str] | str | None = None
     audit: Callable[..., str] | str | None = None
     registration_schemas: tuple[tuple[str, type], ...] = ()
+    one_core_jobs: bool = False
 
     def runner(self) -> Callable[..., dict[str, Any]]:
         """The run function, imported now."""

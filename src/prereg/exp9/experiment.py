@@ -42,5 +42,6 @@ EXPERIMENTS = [
         figures=figures,
         headline=headline,
         sweep_order="prereg.exp9.arms:registered_arms",  # a glob selects registered arms only
+        one_core_jobs=True,  # single-threaded solves: a sweep's jobs share the cores (pool)
     )
 ]

@@ -71,6 +71,7 @@ def preflight(argv: list[str]) -> int | None:
     """
     from prereg.sweep import precheck
     from prereg.sweep import preflight as planning
+    from prereg.sweep.default_launcher import with_default_launcher
     from prereg.sweep.order import study_sweep_order
     from prereg.sweep.outputdir import check_output_dir
 
@@ -81,7 +82,8 @@ def preflight(argv: list[str]) -> int | None:
     status = check_output_dir(plan)
     if status:
         return status
-    sys.argv[1:] = study_sweep_order(plan)  # e.g. the ladder's registered order
+    study_sweep_order(plan)  # e.g. the ladder's registered order
+    sys.argv[1:] = with_default_launcher(plan)  # exp9: worker processes on a multi-core machine
     planning.remember(plan)
     return None
 

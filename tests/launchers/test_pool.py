@@ -1,0 +1,102 @@
+"""hydra/launcher=pool: worker processes that live for the sweep. Its results equal the
+sequential launcher's byte for byte; a worker killed during a job leaves that job failed and the
+rest of the sweep (a fresh worker) and its verdict go on; exp9 multiruns get it by default."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import REPO, run_cli
+from launchers.slurm_helpers import wait_until
+
+from prereg.core.registration import CONF_DIR
+from prereg.sweep import preflight
+from prereg.sweep.app import setup
+from prereg.sweep.default_launcher import POOL, with_default_launcher
+
+
+def _plan(*argv: str) -> preflight.Plan:
+    setup()  # the schemas and resolvers, as run.py sets them up before planning
+    return preflight.plan(list(argv), CONF_DIR)
+
+
+def test_exp9_multiruns_get_the_pool_by_default_on_more_than_one_cpu() -> None:
+    sweep = ("-m", "arm=baseline,primary", "cell=n4m2")
+    assert with_default_launcher(_plan(*sweep), cpus=2)[-1] == POOL
+    assert POOL not in with_default_launcher(_plan(*sweep), cpus=1)
+    named = with_default_launcher(_plan(*sweep, "hydra/launcher=basic"), cpus=2)
+    assert POOL not in named and "hydra/launcher=basic" in named
+    assert POOL not in with_default_launcher(_plan("-m", "arm=baseline", "cell=n4m2"), cpus=2)
+    assert POOL not in with_default_launcher(_plan("arm=baseline", "cell=n4m2"), cpus=2)
+    ppo = ("-m", "experiment=ppo", "tier=small", "ppo.seed=0,1")
+    assert POOL not in with_default_launcher(_plan(*ppo), cpus=2)  # PPO uses every core itself
+
+
+@pytest.mark.slow
+def test_pool_metrics_equal_the_sequential_launchers_byte_for_byte(tmp_path: Path) -> None:
+    jobs = ("-m", "arm=baseline,primary", "cell=n4m2,n5m2", "registration.step_cap=25")
+    for launcher in ("pool", "basic"):
+        proc = run_cli(
+            *jobs, f"hydra/launcher={launcher}", f"hydra.sweep.dir={tmp_path / launcher}"
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(d.name for d in (tmp_path / "pool").iterdir() if (d / "metrics.csv").exists())
+    assert len(runs) == 4
+    for name in runs:
+        pooled = (tmp_path / "pool" / name / "metrics.csv").read_bytes()
+        assert pooled == (tmp_path / "basic" / name / "metrics.csv").read_bytes(), name
+    for name in ("verdict.json",):
+        assert (
+            json.loads((tmp_path / "pool" / name).read_text())["outcome"]
+            == json.loads((tmp_path / "basic" / name).read_text())["outcome"]
+        )
+
+
+@pytest.mark.slow
+def test_a_killed_worker_fails_its_job_and_a_fresh_one_takes_the_next(tmp_path: Path) -> None:
+    steps = 200
+    sweep = tmp_path / "sweep"
+    log = open(tmp_path / "sweep.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "run.py"), "-m", "hydra/launcher=pool",
+         "hydra.launcher.workers=1", "arm=baseline,primary", "cell=n4m2",
+         f"registration.step_cap={steps}", "exp9.chunk_steps=20", f"hydra.sweep.dir={sweep}"],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    victim = sweep / f"arm=baseline,cell=n4m2,registration.step_cap={steps}"
+    survivor = sweep / f"arm=primary,cell=n4m2,registration.step_cap={steps}"
+
+    def running() -> dict | None:
+        try:
+            record = json.loads((victim / "run.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return record if record.get("status") == "running" else None
+
+    try:
+        os.kill(int(wait_until(running, timeout=120, interval=0.05)["pid"]), signal.SIGKILL)
+        proc.wait(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    out = (tmp_path / "sweep.log").read_text()
+    assert proc.returncode == 1, out[-3000:]  # after the verdict, naming the killed job
+    assert "1 of 2 jobs died without a result" in out
+    assert out.strip().splitlines()[-1] == (
+        f"error: 1 of 2 jobs did not complete: 1 failed ({victim.name})"
+    )
+    dead = json.loads((victim / "run.json").read_text())
+    assert dead["status"] == "failed"
+    assert dead["reason"].startswith("killed: job process ended without a result (exit status -9")
+    # the only worker died: a fresh one ran the next job to the end
+    assert json.loads((survivor / "run.json").read_text())["status"] == "completed"
+    v = json.loads((sweep / "verdict.json").read_text())
+    assert v["runs"]["completed"] == 1
+    assert v["runs"]["not_completed"]["baseline/n4m2"].startswith("failed: killed: job process")
