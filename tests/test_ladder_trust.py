@@ -143,6 +143,8 @@ def test_v1_verdict_shows_intervals_corrected_gate_text_and_the_trust_section(tm
     assert t["windows"] == 300 and t["noise_decided"] and "**decided by noise**" in md
     assert 0.2 <= t["pass_fraction"] <= 0.8
     assert trust["vc0_25"]["trend"]["pass_fraction"] == 1.0
+    assert "the log_std test was **decided by noise** for lr1e4;" in md
+    assert "Stage 2's critic gate, value_loss <= 400 in every window update;" in md
     assert trust["lr1e4"]["stage3"]["false_fail_probability"] == 0.0  # 32/32 twice
     s3 = trust["vc0_25"]["stage3"]
     assert s3["rate"] == pytest.approx(30 / 64) and 0.3 < s3["false_fail_probability"] < 0.4

@@ -97,7 +97,19 @@ def registration_trust(reg: Mapping[str, Any]) -> dict[str, Any]:
             f"log_std[-1] - log_std[-{s2['window']}] <= {float(s2['max_log_std_delta']):g}: "
             "two single updates, no sample size"
         )
-    return {"stage1": stage1, "stage3": stage3, "stage2_trend": trend}
+    if is_pooled(reg):
+        critic = (
+            f"mean explained variance over the window >= {float(s2['min_explained_variance']):g}; "
+            "scale-free (1 - Var(returns - values) / Var(returns)), so it can fail whatever the "
+            "reward scale"
+        )
+    else:
+        critic = (
+            f"value_loss <= {float(s2['max_value_loss']):g} in every window update; whether it can "
+            "fail depends on the returns' scale (on MesaDock, returns of at most ~19 and no reward "
+            "normalisation, measured value losses lie between 1e-5 and ~6)"
+        )
+    return {"stage1": stage1, "stage3": stage3, "stage2_trend": trend, "stage2_critic": critic}
 
 
 # ------------------------------------------------------------------ from the runs
@@ -280,6 +292,7 @@ def render_registration(rt: Mapping[str, Any], reg: Mapping[str, Any]) -> list[s
         f"- Stage 3 ({s3['rule']}): an identical policy (same true rate p on both seed sets) "
         f"fails by chance with probability {_probs(s3['false_fail_probability'])}.",
         f"- Stage 2's trend test ({rt['stage2_trend']}): its noise is measured on the runs.",
+        f"- Stage 2's critic gate, {rt['stage2_critic']}; the runs show its margin.",
     ]
 
 
@@ -317,6 +330,12 @@ def render_observed(ot: Mapping[str, Any], reg: Mapping[str, Any]) -> list[str]:
         )
         lines.append(text + (": **this gate cannot fail** on these runs." if v["cannot_fail"]
                              else "."))  # fmt: skip
+    noisy = [n for n, c in ot["candidates"].items() if c.get("trend", {}).get("noise_decided")]
+    if noisy:
+        lines.append(
+            "- In short: the log_std test was **decided by noise** for " + ", ".join(noisy) + "; "
+            "read their Stage-2 results as a coin flip, not as evidence."
+        )
     return lines
 
 
