@@ -42,6 +42,7 @@ EXPERIMENTS = [
         figures=figures,
         headline=headline,
         sweep_order="prereg.exp9.arms:registered_arms",  # a glob selects registered arms only
+        audit="prereg.exp9.audit:audit",
         one_core_jobs=True,  # single-threaded solves: a sweep's jobs share the cores (pool)
     )
 ]
