@@ -19,6 +19,8 @@ scanned for plugins); nothing needs registering by hand:
   ``on_multirun_end`` and there is no verdict. Here (:mod:`.dead_jobs`) its ``run.json`` is
   written ``failed`` ("killed by SLURM: state FAILED (job 123_4)"), its return value says so,
   the sweep logs the dead jobs by name, and the verdict callback still runs over every job.
+  With ``hydra.launcher.wait=false`` the slurm launcher submits the array and a verdict job and
+  returns (:mod:`.submission`).
 
 The launcher classes live in an installed, importable module, so submitit pickles them (and
 Hydra's plugin registry, which travels to each job with Hydra's singletons) by reference.
