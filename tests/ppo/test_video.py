@@ -14,8 +14,6 @@ from prereg.ppo.normalizer import NormalizerState
 from prereg.ppo.policy import export_policy
 
 OBS_DIM = 12
-# imageio-ffmpeg starts ffmpeg with subprocess in a process that imported JAX: harmless here
-pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
 
 
 def steering_policy(path):

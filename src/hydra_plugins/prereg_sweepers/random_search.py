@@ -19,13 +19,11 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.plugins.sweeper import Sweeper
-from omegaconf import DictConfig, OmegaConf
+
+from hydra_plugins.prereg_sweepers.base import LaunchingSweeper
 
 log = logging.getLogger(__name__)
 
@@ -70,34 +68,18 @@ def draw_jobs(overrides: Sequence[Any], n_trials: int, seed: int) -> list[list[s
     return jobs
 
 
-class RandomSearchSweeper(Sweeper):
+class RandomSearchSweeper(LaunchingSweeper):
     """Launch ``n_trials`` jobs whose swept keys are drawn at random (see the module doc)."""
 
     def __init__(self, n_trials: int, seed: int) -> None:
+        super().__init__()
         if n_trials < 1:
             raise ValueError(f"hydra.sweeper.n_trials must be >= 1, got {n_trials}")
         self.n_trials = n_trials
         self.seed = seed
-        self.config: DictConfig | None = None
-        self.launcher: Any = None
-        self.hydra_context: Any = None
-
-    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
-        from hydra.core.plugins import Plugins
-
-        self.hydra_context = hydra_context
-        self.config = config
-        self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config
-        )
 
     def sweep(self, arguments: list[str]) -> Any:
-        assert self.config is not None and self.hydra_context is not None
-        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        jobs = draw_jobs(parser.parse_overrides(arguments), self.n_trials, self.seed)
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        jobs = draw_jobs(self.prepare(arguments), self.n_trials, self.seed)
         self.validate_batch_is_legal(jobs)
         log.info("prereg_random: %d trials (seed %d)", len(jobs), self.seed)
         return [self.launcher.launch(jobs, initial_job_idx=0)]

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from prereg.core.exploration import mark as mark_exploratory
 from prereg.core.registration import registration_status
 from prereg.core.rundirs import RunInfo, find_runs
 from prereg.core.verdict_files import write_verdict_files
@@ -404,7 +405,8 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
         if s != "completed"
     }
     not_run = missing + [k for k, s in status.items() if s not in FINISHED]
-    out["exploratory"] = exploratory(out["registration"], reg)
+    explore = exploratory(out["registration"], reg)
+    out["exploratory"] = mark_exploratory(explore, [r.run for r in all_runs])  # optuna runs
     out["runs"] = {
         "expected": len(expected),
         "completed": sum(s == "completed" for s in status.values()),

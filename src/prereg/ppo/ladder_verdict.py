@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from prereg.core.atomic import json_safe, read_json
+from prereg.core.exploration import mark as mark_exploratory
 from prereg.core.registration import load_registered, registration_line, registration_status
 from prereg.core.rundirs import RunInfo, by_registration, find_runs
 from prereg.ppo import ladder_v2
@@ -265,7 +266,8 @@ def _exploratory(
             why.append("a continued run")
     why = list(dict.fromkeys(why))  # first-seen order, no repeats
     why += [f"{k} {_dotted(reg, k)}" for k in status["differing_constants"]]
-    return {"is": bool(why), "why": ", ".join(why)}
+    explore = {"is": bool(why), "why": ", ".join(why)}
+    return mark_exploratory(explore, [r.run for r in runs])  # e.g. runs of hydra/sweeper=optuna
 
 
 def registered_command(reg: Mapping[str, Any]) -> str:

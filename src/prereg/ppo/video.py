@@ -12,6 +12,7 @@ and seeds give the same frames, so an existing file is reported and not rewritte
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,11 @@ def policy_path(target: str | Path) -> Path:
     if path.is_dir():
         path = path / POLICY_FILE
         if not path.is_file():
-            raise ConfigError("video", f"{target} holds no {POLICY_FILE} (a finished PPO run has)")
+            seeds = sorted(p.parent.name for p in path.parent.glob("seed_*/policy.npz"))
+            hint = f"; name one seed's policy: {path.parent}/{seeds[0]}/policy.npz" if seeds else ""
+            raise ConfigError(
+                "video", f"{target} holds no {POLICY_FILE} (a finished PPO run has){hint}"
+            )
     elif path.suffix != ".npz" or not path.is_file():
         raise ConfigError("video", f"{target} is neither a PPO run directory nor a policy .npz")
     return path
@@ -79,7 +84,10 @@ def encode(frames: np.ndarray, fmt: str, fps: int = FPS) -> bytes:
     """``frames`` (N, H, W, 3) uint8 as the bytes of an ``mp4`` or ``gif`` file."""
     import imageio.v2 as imageio
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # ffmpeg is started by fork+exec, which runs no Python in the child: JAX's warning
+        # about forking a multithreaded process does not apply
+        warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
         path = Path(tmp) / f"video.{fmt}"
         if fmt == "mp4":  # yuv420p H.264: plays in browsers and players
             imageio.mimwrite(path, list(frames), fps=fps, codec="libx264", macro_block_size=16)

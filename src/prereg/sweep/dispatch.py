@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from prereg.core.atomic import cannot_write
 from prereg.core.errors import ConfigError
 from prereg.core.experiments import get_experiment
+from prereg.core.exploration import label as exploratory_label
 from prereg.core.lease import RunHeldElsewhere, lease
 from prereg.core.rundir import RunDir, RunHalted, RunSkipped, one_line
 from prereg.sweep import outcome
@@ -147,4 +148,5 @@ def _claim_run_dir(run_dir: Path, choices: dict[str, Any], overrides: list[str])
             f"{run_dir} holds another job ({', '.join(f'{k}={previous.get(k)}' for k in differ)});"
             " choose a new output directory",
         )
-    rd.update(job={"choices": choices, "overrides": overrides})
+    sweeper = HydraConfig.get().runtime.choices.get("hydra/sweeper")  # optuna: exploratory
+    rd.update(job={"choices": choices, "overrides": overrides}, **exploratory_label(sweeper))

@@ -7,6 +7,7 @@ must exist) and raises :class:`ConfigError` naming the key and the allowed value
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -117,12 +118,31 @@ def validate_launcher(cfg: DictConfig) -> None:
         positive("hydra.launcher.mem_gb", launcher.mem_gb)
 
 
+#: Counts of the sampling sweepers (hydra/sweeper=optuna, prereg_random) and their least value.
+SWEEPER_COUNTS = {"n_trials": 1, "n_jobs": 1}
+
+
+def validate_sweeper(cfg: DictConfig) -> None:
+    """``hydra.sweeper``'s budget and Optuna's direction (composed with the hydra node)."""
+    sweeper = OmegaConf.select(cfg, "hydra.sweeper")
+    if not isinstance(sweeper, DictConfig):
+        return
+    for key, low in SWEEPER_COUNTS.items():
+        if sweeper.get(key) is not None:
+            at_least(f"hydra.sweeper.{key}", sweeper[key], low)
+    if sweeper.get("direction") is not None:
+        one_of("hydra.sweeper.direction", sweeper.direction, ["maximize", "minimize"])
+    if "optuna" in str(sweeper.get("_target_")) and importlib.util.find_spec("optuna") is None:
+        raise ConfigError("hydra/sweeper", "optuna is not installed: pip install -e '.[optuna]'")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check a composed config for its runner; raises :class:`ConfigError` on the first problem."""
     one_of("runner", cfg.get("runner"), sorted(experiments()))
     known_keys(cfg)
     resolvable(cfg)
     validate_launcher(cfg)
+    validate_sweeper(cfg)
     check_available(OmegaConf.select(cfg, "logger.name", default="none"))  # logger=wandb
     validator = get_experiment(str(cfg.runner), "runner").validator()
     if validator is not None:
