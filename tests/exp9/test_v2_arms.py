@@ -60,6 +60,14 @@ def test_a_glob_under_a_registration_selects_exactly_its_arms():
             "error: registration.lambdas.noise0_1.form: unknown value 'x' (allowed: rho, noise)",
         ),
         (
+            ["registration.verdict_arm=all"],  # exp9_v1 with the generalised verdict half-set
+            "error: registration.verdict_arm: 'all' (every augmented arm) needs dose_arm: all too",
+        ),
+        (
+            ["registration=exp9_v2", "registration.dose_arm=rho1"],
+            "error: registration.dose_arm: must be 'all': verdict_arm is 'all'",
+        ),
+        (
             ["registration=exp9_v2", "registration.lambdas.noise0_1.lambda=2"],
             "error: registration.lambdas.noise0_1.lambda: must lie in [0, 1], got 2",
         ),

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from prereg.core.checks import at_least, one_of, positive, typed_registration, unit_interval
+from prereg.core.checks import (
+    at_least,
+    one_of,
+    positive,
+    typed_keys,
+    typed_registration,
+    unit_interval,
+)
 from prereg.core.errors import ConfigError
 from prereg.exp9.arms import ALL
 from prereg.exp9.config import AuxForm, Exp9Registration
@@ -43,9 +50,14 @@ def validate(cfg: DictConfig) -> None:
     one_of("registration.baseline_arm", reg.baseline_arm, list(reg.lambdas))
     for key in ("verdict_arm", "dose_arm"):  # "all": the generalised verdict (exp9.arms)
         one_of(f"registration.{key}", reg[key], [*reg.lambdas, ALL])
-    if (reg.verdict_arm == ALL) != (reg.dose_arm == ALL):
+    if (reg.verdict_arm == ALL) != (reg.dose_arm == ALL):  # name the one the user typed
+        key = "dose_arm" if "registration.dose_arm" in typed_keys(cfg) else "verdict_arm"
+        other = "verdict_arm" if key == "dose_arm" else "dose_arm"
         raise ConfigError(
-            "registration.dose_arm", f"must be {ALL!r} exactly when verdict_arm is {ALL!r}"
+            f"registration.{key}",
+            f"{ALL!r} (every augmented arm) needs {other}: {ALL} too"
+            if reg[key] == ALL
+            else f"must be {ALL!r}: {other} is {ALL!r}",
         )
     positive("registration.lr", reg.lr)
     positive("registration.beta", reg.beta)
