@@ -3,14 +3,13 @@
 Each step picks a site k uniformly among the n+m spins and sets the state to x^k (site k flipped)
 with probability sigmoid(log pi(x^k) - log pi(x)), else keeps x: exactly the transition of
 exp9's kernel P (:mod:`prereg.exp9.kernel`).  Chains start from the uniform distribution over
-the N joint states.  Visits are counted per state, so the running sum of s over a chain's states
-is counts @ S; cumulative sums are taken at the requested times only.
+the N joint states.  Each chain's running sum of s (integers, exact) is kept and read at the
+requested times only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -32,31 +31,26 @@ def gibbs_step(
     return jnp.where(accept, y, x)
 
 
-@partial(jax.jit, static_argnames=("count",))
+@jax.jit
 def _advance(
     x: jnp.ndarray,
-    visits: jnp.ndarray,
+    sums: jnp.ndarray,
     key: jax.Array,
     log_pi: jnp.ndarray,
     flips: jnp.ndarray,
+    stats: jnp.ndarray,
     num_steps: jnp.ndarray,
-    count: bool,
 ) -> tuple[jnp.ndarray, jnp.ndarray, jax.Array]:
-    """num_steps steps (a traced count: one compile for every segment length); with ``count``,
-    visits [batch, C, N] += one for each state reached."""
-    batch, chains = x.shape
-    bi = jnp.arange(batch)[:, None]
-    ci = jnp.arange(chains)[None, :]
+    """num_steps steps (a traced count: one compile for every segment length), adding s of each
+    state reached to sums [batch, C, K] (integers: s is +-1, so the sums are exact)."""
 
     def body(_, carry):
-        x, visits, key = carry
+        x, sums, key = carry
         key, sub = jax.random.split(key)
         x = gibbs_step(x, log_pi, flips, sub)
-        if count:
-            visits = visits.at[bi, ci, x].add(1)
-        return x, visits, key
+        return x, sums + stats[x], key
 
-    return jax.lax.fori_loop(0, num_steps, body, (x, visits, key))
+    return jax.lax.fori_loop(0, num_steps, body, (x, sums, key))
 
 
 def cumulative_sums(
@@ -67,19 +61,19 @@ def cumulative_sums(
     ``thetas`` [batch, K] share one cell (n, m); every chain starts uniformly at random."""
     thetas = jnp.asarray(thetas, dtype=jnp.float64)
     log_pi = jax.vmap(lambda th: model.log_joint(th, n, m))(thetas)
-    s = jnp.asarray(states.sufficient_stats(n, m))
+    s = jnp.asarray(states.sufficient_stats(n, m), dtype=jnp.int32)
     flips = jnp.asarray(states.flip_index(n, m))
     batch, num = log_pi.shape
     key, start = jax.random.split(key)
     x = jax.random.randint(start, (batch, chains), 0, num)
-    visits = jnp.zeros((batch, chains, num), dtype=jnp.int32)
+    sums = jnp.zeros((batch, chains, s.shape[1]), dtype=jnp.int32)
     out: dict[int, np.ndarray] = {}
     done = 0
     for t in sorted(set(int(t) for t in times)):
         if t > done:
-            x, visits, key = _advance(x, visits, key, log_pi, flips, jnp.asarray(t - done), True)
+            x, sums, key = _advance(x, sums, key, log_pi, flips, s, jnp.asarray(t - done))
             done = t
-        out[t] = np.asarray(visits.astype(jnp.float64) @ s)
+        out[t] = np.asarray(sums, dtype=np.float64)
     return out
 
 
