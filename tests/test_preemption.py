@@ -214,9 +214,9 @@ def test_a_signal_outside_any_run_body_is_not_handed_on_to_prereg_itself() -> No
 
 # ------------------------------------------------------------------ part 4: start-up
 def _started_prereg(stderr: str) -> bool:
-    """Whether run.py's first lines ran: ``-X importtime`` logs ``signal``'s import, the first
-    thing they do (Python's own start-up imports no ``signal``)."""
-    return re.search(r"^import time:.*\|\s+signal$", stderr, re.MULTILINE) is not None
+    """Whether run.py's first lines ran: ``-X importtime`` logs ``signal``'s import at the top
+    level (``| signal``: by the script itself, not nested in ``site``), the first thing they do."""
+    return re.search(r"^import time:.*\| signal$", stderr, re.MULTILINE) is not None
 
 
 def _user_lines(stderr: str) -> list[str]:
