@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO, run_cli
-from launchers.slurm_helpers import wait_until
 
 pytestmark = pytest.mark.slow
 
-SWEEP = ["-m", "arm=baseline,primary", "cell=n4m2", "registration.step_cap=40"]
+# one job long enough (seconds) that the second process meets it while the first trains it
+TWICE = ["-m", "arm=baseline", "cell=n4m2", "registration.step_cap=300"]
 HOLDER = """
 import json, os, sys, time
 from pathlib import Path
@@ -41,37 +41,34 @@ def verdict_text(stdout: str) -> str:
 
 
 def test_two_sweeps_into_one_directory_train_each_job_once(tmp_path: Path) -> None:
+    """Both started at once (two terminals): one trains the run, the other meets it, names its
+    owner, waits (``--wait``) and finds it completed; both print the same verdict."""
     sweep = tmp_path / "sweep"
-    args = [sys.executable, str(REPO / "run.py"), *SWEEP, f"hydra.sweep.dir={sweep}", "--wait"]
+    args = [sys.executable, str(REPO / "run.py"), *TWICE, f"hydra.sweep.dir={sweep}", "--wait"]
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     logs = [tmp_path / "a.out", tmp_path / "b.out"]
-    first = subprocess.Popen(
-        args, cwd=REPO, stdout=open(logs[0], "w"), stderr=subprocess.STDOUT, env=env
-    )  # noqa: SIM115, E501
+    procs = [
+        subprocess.Popen(args, cwd=REPO, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115
+        for log in logs
+    ]
     try:
-        # the second starts once the first owns its first run (as a user's second terminal)
-        wait_until(lambda: list(sweep.glob("*/lease.json")), timeout=240, interval=0.1)
-        second = subprocess.Popen(
-            args, cwd=REPO, stdout=open(logs[1], "w"), stderr=subprocess.STDOUT, env=env
-        )  # noqa: SIM115, E501
-        codes = [first.wait(timeout=600), second.wait(timeout=600)]
+        codes = [proc.wait(timeout=600) for proc in procs]
     finally:
-        for proc in (first, locals().get("second")):
-            if proc is not None and proc.poll() is None:
+        for proc in procs:
+            if proc.poll() is None:
                 proc.kill()
     outs = [log.read_text() for log in logs]
     assert codes == [0, 0], outs[0][-2000:] + outs[1][-2000:]
-    runs = [json.loads(p.read_text()) for p in sorted(sweep.glob("arm=*/run.json"))]
-    assert len(runs) == 2
-    assert [(r["status"], r["attempts"]) for r in runs] == [("completed", 1)] * 2
-    pids = [first.pid, second.pid]
-    assert all(r["pid"] in pids for r in runs)
-    # whoever met the other's run named it (host and pid), and waited for it
-    met = [f"waiting for its owner to finish (host {r['host']}, pid {r['pid']}" for r in runs]
-    assert any(m in out for m in met for out in outs), outs[1][-3000:]
+    (run,) = [json.loads(p.read_text()) for p in sweep.glob("arm=*/run.json")]
+    assert (run["status"], run["attempts"]) == ("completed", 1)
+    owner = [proc.pid for proc in procs].index(run["pid"])
+    other = outs[1 - owner]
+    met = f"waiting for its owner to finish (host {run['host']}, pid {run['pid']}"
+    assert met in other and "already completed; not redone" in other, other[-3000:]
+    assert "already completed" not in outs[owner]
     assert verdict_text(outs[0]) == verdict_text(outs[1])
     for out in outs:
-        assert out.strip().splitlines()[-1] == "all 2 jobs completed (or were skipped)"
+        assert out.strip().splitlines()[-1] == "all 1 jobs completed (or were skipped)"
 
 
 def test_a_run_owned_elsewhere_is_reported_not_trained(tmp_path: Path) -> None:
