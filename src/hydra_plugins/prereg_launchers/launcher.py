@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -246,7 +248,13 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         executor = make_executor(self._EXECUTOR, params)
         jobs = executor.map_array(self, *zip(*todo, strict=True))
         array = str(jobs[0].job_id).split("_")[0]
-        verdict = submit_verdict_job(sweep_dir, array, params)
+        write_submission(sweep_dir, array, None, tasks, left)  # a re-run sees the array at once
+        try:
+            verdict = submit_verdict_job(sweep_dir, array, params)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            print(f"error: {exc}; the array runs without it: python -m prereg verdict "
+                  f"{sweep_dir} once it has ended", file=sys.stderr, flush=True)  # fmt: skip
+            verdict = None
         write_submission(sweep_dir, array, verdict, tasks, left)
         print(
             f"submitted {len(todo)} job(s) as SLURM array job {array}, and verdict job {verdict} "
@@ -266,7 +274,6 @@ def submitted_return(overrides: Sequence[str], where: str) -> JobReturn:
 
 def cancel_pending(array_ids: str) -> Any:
     """``fail_fast`` on SLURM: once a task failed, cancel the array's tasks not yet started."""
-    import subprocess
 
     def cancel(failed_job_id: str) -> None:
         log.warning(f"fail-fast: job {failed_job_id} did not complete; cancelling the tasks "

@@ -128,7 +128,7 @@ def submit_verdict_job(sweep_dir: Path, array_job_id: str, params: Mapping[str, 
 def write_submission(
     sweep_dir: Path,
     array_job_id: str,
-    verdict_job_id: str,
+    verdict_job_id: str | None,
     tasks: Sequence[Mapping[str, Any]],
     held: Sequence[Mapping[str, Any]],
 ) -> Path:
