@@ -17,6 +17,7 @@ import pytest
 from helpers import REPO, prereg_cli, run_cli
 
 import prereg.ppo.env  # noqa: F401 - registers prereg/MesaDock-v0 (Gymnasium's convention)
+from prereg.ppo.multiseed import member_states
 from prereg.ppo.policy import load_policy
 from prereg.training.checkpoints import load_checkpoint
 
@@ -310,9 +311,22 @@ def test_eval_only_and_best_state_work_per_seed(many, tmp_path):
     proc = prereg_cli("best-state", str(run), "--json")
     assert proc.returncode == 0, proc.stderr
     states = json.loads(proc.stdout)["states"]
-    names = sorted(s["state"] for s in states)
-    assert names == ["best of seed 0", "best of seed 1", "final of seed 0", "final of seed 1"]
+    # each seed's final; the best ones were chosen on ppo.eval_seeds=8, not the registered 32
+    assert sorted(s["state"] for s in states) == ["final of seed 0", "final of seed 1"]
     assert all(Path(s["checkpoint"]).is_dir() for s in states)
+    best = member_states(run, 10000, 8)  # the periodic eval's seeds: each seed's best
+    assert [s["state"] for s in best] == ["best of seed 0", "best of seed 1"]
+    assert [s["checkpoint"] for s in best] == [
+        str(run / "checkpoints" / f"seed_{s}" / "best") for s in (0, 1)
+    ]
+    # a segment continues a checkpoint of as many seeds, or says so in one line
+    stacked = run / "checkpoints" / "final"
+    proc = run_cli(*TINY, f"ppo.init_from={stacked}", f"hydra.run.dir={tmp_path / 'ext'}")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: ppo.init_from: {stacked} holds 2 seed(s) but ppo.num_seeds=1; continue it with "
+        "ppo.num_seeds=2 (one seed of a multi-seed run: checkpoints/seed_<s>/final)"
+    )
 
 
 @pytest.mark.slow

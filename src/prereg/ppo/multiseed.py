@@ -74,6 +74,21 @@ def member_rows(metrics: dict[str, np.ndarray], seeds: list[int]) -> pd.DataFram
     return rows.sort_values(["update", "seed"], kind="stable", ignore_index=True)
 
 
+class PerSeedLog:
+    """A TensorBoard log that files a multi-seed run's rows per seed (``metrics/seed_<s>/...``),
+    so each seed is one curve; everything else goes to the wrapped log."""
+
+    def __init__(self, tb: Any) -> None:
+        self.tb = tb
+
+    def log_frame(self, frame: pd.DataFrame, step_column: str, prefix: str = "metrics") -> None:
+        for seed, rows in frame.groupby("seed", sort=True):
+            self.tb.log_frame(rows.drop(columns="seed"), step_column, f"{prefix}/seed_{seed}")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tb, name)
+
+
 def evaluate_state(
     evaluator: Any, state: Any, seeds: list[int], seed_start: int, n_seeds: int
 ) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -9,6 +9,10 @@ per-episode CSV), the exported policy in ``policies/`` and ``summary.json``, who
 relative to the run directory (a sweep copied elsewhere still points into itself).  With
 ``ppo.num_seeds`` > 1 the seeds train as one stacked state; :mod:`prereg.ppo.multiseed` says
 which files each seed gets.
+
+Why one file of ~520 lines: train, the ladder's registered evals and eval-only share the build,
+the eval and the file placement of one run directory; the per-seed bookkeeping, device choice
+and chunk loop already live in their own modules.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from prereg.ppo.candidates import KNOBS, apply_candidate, candidate_name
 from prereg.ppo.config import PPORegistration
 from prereg.ppo.multiseed import (
     SEED_DIR,
+    PerSeedLog,
     evaluate_state,
     member_rows,
     member_seed_of,
@@ -336,7 +341,8 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
     with tensorboard_log.for_run(cfg, rd.path) as tb:  # logger=tensorboard (else a no-op)
         study = _PPOTraining(cfg, rd, built, tb)
         try:
-            state, metrics = train_in_chunks(study, rd.path, tb)
+            log_to = PerSeedLog(tb) if study.many else tb  # one curve per seed
+            state, metrics = train_in_chunks(study, rd.path, log_to)
         finally:
             study.close()
     ck.save_checkpoint(ckpt_dir / "final", state, study.meta(state))

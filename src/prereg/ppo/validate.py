@@ -28,6 +28,7 @@ from prereg.core.checks import (
 from prereg.core.errors import ConfigError
 from prereg.ppo.candidates import KNOBS, apply_candidate, check_candidate, registered_names
 from prereg.ppo.config import PPORegistration
+from prereg.ppo.registration_v2 import is_pooled, validate_v2
 
 MESADOCK_ID = "prereg/MesaDock-v0"
 
@@ -107,6 +108,7 @@ def validate_ppo_hparams(cfg: DictConfig) -> None:
     validate_env(cfg)
     if p.init_from is not None:
         checkpoint_path("ppo.init_from", p.init_from)
+        same_seed_count("ppo.init_from", p.init_from, int(p.num_seeds))
         if p.anneal_lr:
             # the schedule counts the optimiser's steps, which a segment carries on from
             raise ConfigError(
@@ -206,9 +208,28 @@ def checkpoint_path(key: str, value: object) -> None:
         raise ConfigError(key, f"{value} is not a prereg PPO checkpoint (or it is corrupted)")
 
 
+def same_seed_count(key: str, value: object, num_seeds: int) -> None:
+    """A segment continues a checkpoint of as many seeds as ``ppo.num_seeds``."""
+    import json
+    from pathlib import Path
+
+    from prereg.training.checkpoints import META_FILE
+
+    meta = json.loads((Path(str(value)) / META_FILE).read_text()).get("meta") or {}
+    held = int(((meta.get("settings") or {}).get("ppo") or {}).get("num_seeds") or 1)
+    if held != num_seeds:
+        raise ConfigError(
+            key,
+            f"{value} holds {held} seed(s) but ppo.num_seeds={num_seeds}; continue it with "
+            f"ppo.num_seeds={held} (one seed of a multi-seed run: checkpoints/seed_<s>/final)",
+        )
+
+
 def validate_ppo_registration(cfg: DictConfig) -> DictConfig:
     """The Path-B registration: thresholds are numbers, candidate orders are unique."""
     reg = typed_registration(cfg, PPORegistration)
+    if is_pooled(reg):  # ppo_pathb_v2's own constants
+        validate_v2(reg)
     at_least("registration.updates", reg.updates, 1)
     at_least("registration.stage2.window", reg.stage2.window, 2)
     unit_interval("registration.stage1.min_success_rate", reg.stage1.min_success_rate)
@@ -266,6 +287,8 @@ def validate_ppo_ladder(cfg: DictConfig) -> None:
     reg = validate_ppo_registration(cfg)
     if cfg.candidate is None:
         raise ConfigError("candidate", "no candidate selected", registered_names(reg))
+    if is_pooled(reg):  # a v2 ladder job trains the registered number of seeds
+        validate_v2(reg, int(cfg.ppo.num_seeds))
     validate_ppo(cfg)
     for override in task_overrides(cfg):
         key = override.split("=", 1)[0].lstrip("+~")
