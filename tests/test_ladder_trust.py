@@ -290,3 +290,26 @@ def test_plots_draw_intervals_seed_bands_and_the_comparison_that_holds(tmp_path)
     assert ax_l.collections  # the band over the five seeds
     texts = [t.get_text() for t in plot_stage_table(v).axes[0].texts]
     assert any("mean explained_variance 0.2 < 0.5" in t for t in texts)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("registration.stage3.alpha=1.5", "registration.stage3.alpha: must lie in (0, 1), got 1.5"),
+        ("registration.stage2.window=2", "registration.stage2.window: must be an integer >= 3"),
+        ("ppo.num_seeds=2", "ppo.num_seeds: ppo_pathb_v2 grades 5 training seeds per candidate"),
+    ],
+)
+def test_bad_v2_input_is_refused_in_one_line_before_any_compute(override, message):
+    from hydra.types import RunMode
+
+    from prereg.core.errors import ConfigError
+    from prereg.core.registration import CONF_DIR
+    from prereg.ppo.validate import validate_ppo_ladder
+    from prereg.sweep.precheck import _loader
+
+    overrides = ["experiment=ppo_ladder", "registration=ppo_pathb_v2", "candidate=lr1e4", override]
+    cfg = _loader(CONF_DIR).load_configuration("config", overrides, run_mode=RunMode.RUN)
+    with pytest.raises(ConfigError) as err:
+        validate_ppo_ladder(cfg)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from prereg.core.checks import _number, at_least
+from prereg.core.errors import ConfigError
 from prereg.ppo.config import PPORegistration, Stage1Spec, Stage2Spec, Stage3Spec
 
 NAME = "ppo_pathb_v2"
@@ -66,3 +68,31 @@ def is_pooled(registration: Mapping[str, Any]) -> bool:
 def schema_of(registration: Mapping[str, Any]) -> type:
     """The dataclass a plain PPO registration is typed against."""
     return PPORegistrationV2 if is_pooled(registration) else PPORegistration
+
+
+def _open_unit(key: str, value: object) -> float:
+    """A probability strictly between 0 and 1 (a confidence level, a test's alpha)."""
+    x = _number(key, value)
+    if not 0 < x < 1:
+        raise ConfigError(key, f"must lie in (0, 1), got {value!r}")
+    return x
+
+
+def validate_v2(reg: Any, ppo_num_seeds: int | None = None) -> None:
+    """v2's own constants (ranges) and, for a ladder job, that ``ppo.num_seeds`` trains the
+    registered number of seeds (else the run could not be graded after training)."""
+    n = at_least("registration.num_seeds", reg.num_seeds, 1)
+    at_least("registration.stage2.window", reg.stage2.window, 3)  # a slope with residual dof
+    _open_unit("registration.stage1.confidence", reg.stage1.confidence)
+    _open_unit("registration.stage2.confidence", reg.stage2.confidence)
+    _open_unit("registration.stage3.alpha", reg.stage3.alpha)
+    _number("registration.stage2.max_log_std_slope", reg.stage2.max_log_std_slope)
+    ev = _number("registration.stage2.min_explained_variance", reg.stage2.min_explained_variance)
+    if ev > 1:
+        raise ConfigError("registration.stage2.min_explained_variance", f"must be <= 1, got {ev}")
+    if ppo_num_seeds is not None and ppo_num_seeds != n:
+        raise ConfigError(
+            "ppo.num_seeds",
+            f"{reg.name} grades {n} training seeds per candidate, got ppo.num_seeds="
+            f"{ppo_num_seeds}; change registration.num_seeds instead",
+        )
