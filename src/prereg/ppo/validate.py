@@ -29,7 +29,6 @@ from prereg.core.errors import ConfigError
 from prereg.ppo.candidates import KNOBS, apply_candidate, check_candidate, registered_names
 from prereg.ppo.config import PPORegistration
 from prereg.ppo.registration_v2 import is_pooled, validate_v2
-from prereg.ppo.registration_v2 import is_pooled, validate_v2
 
 MESADOCK_ID = "prereg/MesaDock-v0"
 
@@ -231,8 +230,6 @@ def validate_ppo_registration(cfg: DictConfig) -> DictConfig:
     reg = typed_registration(cfg, PPORegistration)
     if is_pooled(reg):  # ppo_pathb_v2's own constants
         validate_v2(reg)
-    if is_pooled(reg):  # ppo_pathb_v2's own constants
-        validate_v2(reg)
     at_least("registration.updates", reg.updates, 1)
     at_least("registration.stage2.window", reg.stage2.window, 2)
     unit_interval("registration.stage1.min_success_rate", reg.stage1.min_success_rate)
@@ -290,8 +287,6 @@ def validate_ppo_ladder(cfg: DictConfig) -> None:
     reg = validate_ppo_registration(cfg)
     if cfg.candidate is None:
         raise ConfigError("candidate", "no candidate selected", registered_names(reg))
-    if is_pooled(reg):  # a v2 ladder job trains the registered number of seeds
-        validate_v2(reg, int(cfg.ppo.num_seeds))
     if is_pooled(reg):  # a v2 ladder job trains the registered number of seeds
         validate_v2(reg, int(cfg.ppo.num_seeds))
     validate_ppo(cfg)
