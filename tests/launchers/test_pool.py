@@ -40,14 +40,14 @@ def test_exp9_multiruns_get_the_pool_by_default_on_more_than_one_cpu() -> None:
 
 @pytest.mark.slow
 def test_pool_metrics_equal_the_sequential_launchers_byte_for_byte(tmp_path: Path) -> None:
-    jobs = ("-m", "arm=baseline,primary", "cell=n4m2,n5m2", "registration.step_cap=25")
+    jobs = ("-m", "arm=baseline,primary", "cell=n4m2", "registration.step_cap=25")
     for launcher in ("pool", "basic"):
         proc = run_cli(
             *jobs, f"hydra/launcher={launcher}", f"hydra.sweep.dir={tmp_path / launcher}"
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
     runs = sorted(d.name for d in (tmp_path / "pool").iterdir() if (d / "metrics.csv").exists())
-    assert len(runs) == 4
+    assert len(runs) == 2
     for name in runs:
         pooled = (tmp_path / "pool" / name / "metrics.csv").read_bytes()
         assert pooled == (tmp_path / "basic" / name / "metrics.csv").read_bytes(), name

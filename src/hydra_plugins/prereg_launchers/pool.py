@@ -85,7 +85,27 @@ class PoolLauncher(BaseSubmititLauncher):
         log.info(f"Pool sweep ({num_jobs} jobs, {size} worker processes), output dir : {sweep_dir}")
         for i, overrides in enumerate(job_overrides):
             log.info(f"\t#{initial_job_idx + i} : {' '.join(filter_overrides(overrides))}")
-        return _Pool(self, size).run(job_overrides, initial_job_idx, fail_fast)
+        pool = self.__dict__.pop("_pool", None) or _Pool(self)
+        return pool.run(job_overrides, initial_job_idx, fail_fast, size)
+
+    def setup(self, **kwargs: Any) -> None:
+        """Hydra's setup, then start the workers at once: they import JAX while the sweep
+        process is still composing every job (Hydra's sweeper checks them all first)."""
+        super().setup(**kwargs)
+        pool = _Pool(self)
+        try:
+            for _ in range(int(self.params.get("workers") or available_cpus())):
+                pool.start_worker()
+        except Exception:  # noqa: BLE001 - launch() starts them again and reports a failure
+            pool.close()
+            return
+        self._pool = pool
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The launcher as workers receive it: without the sweep process's pool."""
+        state = dict(self.__dict__)
+        state.pop("_pool", None)
+        return state
 
     def run_one(self, overrides: Sequence[str], num: int, job_id: str) -> JobReturn:
         """One job in this (worker) process: as ``BaseSubmititLauncher.__call__`` runs it, with
@@ -111,17 +131,17 @@ class PoolLauncher(BaseSubmititLauncher):
 class _Pool:
     """The sweep process's side: start workers, hand out jobs, collect results and deaths."""
 
-    def __init__(self, launcher: PoolLauncher, size: int) -> None:
+    def __init__(self, launcher: PoolLauncher) -> None:
         import multiprocessing
 
         import cloudpickle  # submitit's own pickler: the launcher travels as submitit sends it
 
         self.launcher = launcher
-        self.size = size
         self.ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold JAX
         runner = str(launcher.config.get("runner", "")) if launcher.config is not None else ""
         self.payload = cloudpickle.dumps((launcher, Singleton.get_state(), runner))
         self.workers: list[Any] = []
+        self.retired: list[Any] = []
 
     def start_worker(self) -> Any:
         parent, child = self.ctx.Pipe()
@@ -134,8 +154,9 @@ class _Pool:
         return worker
 
     def run(
-        self, job_overrides: Sequence[Sequence[str]], first: int, fail_fast: bool
+        self, job_overrides: Sequence[Sequence[str]], first: int, fail_fast: bool, size: int
     ) -> list[JobReturn]:
+        """Run the jobs on ``size`` workers (started here, or kept from setup; extras end)."""
         import cloudpickle
 
         returns: dict[int, JobReturn] = {}
@@ -143,8 +164,11 @@ class _Pool:
         waiting = deque(range(len(job_overrides)))
         stop = False
         try:
-            for _ in range(self.size):
+            while len(self.workers) < size:
                 self.start_worker()
+            for w in self.workers[size:]:  # more workers than jobs
+                w.conn.send(None)
+            self.retired, self.workers = self.workers[size:], self.workers[:size]
             while True:
                 for w in list(self.workers):
                     if w.job is None and waiting and not stop:
@@ -181,7 +205,7 @@ class _Pool:
                             log.warning(f"fail-fast: job #{first + i} did not complete; "
                                         f"{len(waiting)} job(s) not started")  # fmt: skip
         except BaseException:
-            for w in self.workers:  # Ctrl-C or an error here: leave no worker behind
+            for w in self.workers + self.retired:  # Ctrl-C or an error: leave no worker behind
                 w.proc.terminate()
             raise
         finally:
@@ -197,13 +221,13 @@ class _Pool:
                 w.conn.send(None)
             except (OSError, ValueError):
                 pass
-        for w in self.workers:
+        for w in self.workers + self.retired:
             w.proc.join(timeout=30)
             if w.proc.is_alive():
                 w.proc.kill()
                 w.proc.join()
             w.conn.close()
-        self.workers = []
+        self.workers, self.retired = [], []
 
 
 def worker_main(conn: Connection) -> None:

@@ -13,10 +13,26 @@ from prereg.core.errors import ConfigError
 
 
 def _loader(conf_dir: Path):
+    """Hydra's config loader over ``conf_dir``, composing each job once: the preflight's steps
+    (precheck, output dir, sweep order, default launcher) ask for the same job several times,
+    and each composition costs a noticeable part of a short sweep. Each caller gets a copy."""
+    import copy
+
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.utils import create_config_search_path
 
-    return ConfigLoaderImpl(config_search_path=create_config_search_path(str(conf_dir)))
+    class _ComposeOnce(ConfigLoaderImpl):
+        def load_configuration(self, config_name, overrides, run_mode, *args, **kwargs):
+            key = (config_name, tuple(overrides), run_mode, args, tuple(sorted(kwargs.items())))
+            if key not in self._composed:
+                self._composed[key] = super().load_configuration(
+                    config_name, overrides, run_mode, *args, **kwargs
+                )
+            return copy.deepcopy(self._composed[key])
+
+    loader = _ComposeOnce(config_search_path=create_config_search_path(str(conf_dir)))
+    loader._composed = {}
+    return loader
 
 
 def typed_key(override: str) -> str:
