@@ -9,6 +9,7 @@ import pytest
 from prereg.core.registration import CONF_DIR, load_registered
 from prereg.exp9.arms import arm_spec, augmented, generalised
 from prereg.sweep import app, precheck, preflight
+from prereg.sweep.order import study_sweep_order
 
 V2_ARMS = ["baseline", "rho0_01", "rho0_1", "rho1", "noise0_1"]
 
@@ -30,6 +31,10 @@ def test_a_glob_under_a_registration_selects_exactly_its_arms():
     assert _arms(v1) == ["baseline", "primary", "secondary"] and len(v1.jobs) == 3
     part = preflight.plan(["-m", "registration=exp9_v2", "arm=glob(rho*)"], CONF_DIR)
     assert _arms(part) == ["rho0_01", "rho0_1", "rho1"]
+    # then the jobs run in the registration's order, baseline first; exp9_v1's are already so
+    assert "arm=baseline,rho0_01,rho0_1,rho1,noise0_1" in study_sweep_order(v2)
+    assert [job[1] for job in v2.jobs[::4]] == [f"arm={a}" for a in V2_ARMS]
+    assert study_sweep_order(v1) == ["-m", "arm=baseline,primary,secondary", "cell=n4m2"]
 
 
 @pytest.mark.parametrize(
@@ -53,7 +58,7 @@ def test_a_glob_under_a_registration_selects_exactly_its_arms():
         (
             ["-m", "registration=exp9_v2", "arm=glob(prim*)"],
             "error: arm: the sweep 'arm=glob(prim*)' selects no registered value "
-            "(allowed: baseline, noise0_1, rho0_01, rho0_1, rho1)",
+            "(allowed: baseline, rho0_01, rho0_1, rho1, noise0_1)",
         ),
         (
             ["registration=exp9_v2", "arm=noise0_1", "registration.lambdas.noise0_1.form=x"],

@@ -62,10 +62,11 @@ def label(reg: Mapping[str, Any], arm: str) -> str:
 
 
 def registered_arms(cfg: Any, key: str, values: list[str]) -> list[str] | None:
-    """exp9's ``sweep_order``: for ``arm``, the values the registration registers (in the order
-    given), None when all are registered (nothing to change) or for another key."""
+    """exp9's ``sweep_order``: for ``arm``, the values the registration registers, in its order
+    (a glob's other values are dropped before the precheck; the jobs then run baseline first);
+    None when that changes nothing, or for another key."""
     reg = cfg.get("registration") if key == "arm" else None
     if reg is None or reg.get("lambdas") is None:
         return None
-    kept = [v for v in values if v in reg["lambdas"]]
+    kept = [a for a in reg["lambdas"] if a in values]
     return None if kept == list(values) else kept
