@@ -108,7 +108,8 @@ def test_a_run_owned_elsewhere_is_reported_not_trained(tmp_path: Path) -> None:
 def test_fail_fast_starts_no_job_after_the_first_failure(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = run_cli(
-        "-m", "arm=baseline,primary,secondary", "cell=n4m2", "registration.step_cap=10",
+        "-m", "hydra/launcher=basic",  # one job at a time, in order: the first one fails
+        "arm=baseline,primary,secondary", "cell=n4m2", "registration.step_cap=10",
         "exp9.chunk_steps=2", "registration.lr=10", f"hydra.sweep.dir={sweep}", "--fail-fast",
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr[-3000:]
