@@ -70,13 +70,22 @@ def test_estimates_follow_their_definitions(study):
         assert list(e5["step"]) == list(range(60)) and e5["kl"].iloc[0] > 0
 
 
-def test_a_rerun_redoes_and_overwrites_nothing(study):
+def test_an_interrupted_job_resumes_redoing_only_what_is_missing(study):
+    """A job that stopped after some parts: the re-run rewrites only the missing files, and they
+    come back identical (the chains are seeded)."""
     src, out, _ = study
     (job,) = [p for p in out.iterdir() if (p / "run.json").exists()]
-    files = sorted(p for p in job.rglob("*.csv"))
-    before = {p: p.stat().st_mtime_ns for p in files}
-    proc = run_cli(
-        "-m", "experiment=exp9_estimator", f"source_sweep={src}", *SMALL, f"hydra.sweep.dir={out}"
-    )
+    gone = [job / "estimates" / "n4m2.csv", job / "e5" / "secondary__n4m2.csv"]
+    kept = [p for p in job.rglob("*.csv") if p not in gone]
+    before = {p: p.stat().st_mtime_ns for p in kept}
+    content = {p: p.read_bytes() for p in gone}
+    record = json.loads((job / "run.json").read_text())
+    (job / "run.json").write_text(json.dumps({**record, "status": "failed", "reason": "killed"}))
+    for p in gone:
+        p.unlink()
+    proc = run_cli("-m", "experiment=exp9_estimator", f"source_sweep={src}", *SMALL,
+                   f"hydra.sweep.dir={out}")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert {p: p.stat().st_mtime_ns for p in files} == before
+    assert json.loads((job / "run.json").read_text())["status"] == "completed"
+    assert {p: p.stat().st_mtime_ns for p in kept} == before
+    assert {p: p.read_bytes() for p in gone} == content

@@ -17,6 +17,7 @@ a re-run resumes and never redoes or overwrites finished parts:
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 import zlib
@@ -110,8 +111,6 @@ def _thetas(src: SourceSweep, rd: RunDir) -> tuple[pd.DataFrame, np.ndarray]:
     theta = np.full((len(params), width), np.nan)
     for i, p in enumerate(params):
         theta[i, : len(p)] = p
-    import io
-
     buf = io.BytesIO()
     np.savez(buf, theta=theta)
     atomic_write_bytes(npz, buf.getvalue())
@@ -195,8 +194,9 @@ def _estimates(
                         "t_within_factor": settle,
                     }
                 )
-    atomic_write_csv(curve_path, pd.DataFrame(curve_rows))
-    atomic_write_csv(est_path, pd.DataFrame(est_rows))
+    for path, table in ((curve_path, curve_rows), (est_path, est_rows)):
+        if not path.exists():  # the other one was written before an interruption: kept
+            atomic_write_csv(path, pd.DataFrame(table))
 
 
 def _e5(reg: dict[str, Any], src: SourceSweep, arm: str, cell: str, rd: RunDir) -> None:
