@@ -231,7 +231,7 @@ def _e5(reg: dict[str, Any], src: SourceSweep, arm: str, cell: str, rd: RunDir) 
     if not np.isfinite(frame.to_numpy(dtype=float)).all():
         raise FloatingPointError(f"E5 {arm}/{cell}: non-finite values in the sampled training")
     atomic_write_csv(path, frame)
-    log.info("E5 %s/%s: final KL %.4g", arm, cell, frame["kl"].iloc[-1])
+    log.info("E5 %s/%s: KL at the last step %.4g", arm, cell, frame["kl"].iloc[-1])
 
 
 def e5_runs(reg: dict[str, Any], src_reg: dict[str, Any]) -> list[tuple[str, str]]:
