@@ -78,6 +78,39 @@ def test_a_live_owner_is_named_and_sigkill_frees_the_directory_at_once(tmp_path:
     assert not (run / LEASE_FILE).exists() and lease.current_owner(run) is None
 
 
+FORKING_HOLDER = """
+import os, sys, time
+from prereg.core.lease import try_acquire
+assert try_acquire(sys.argv[1]) is None
+child = os.fork()  # inherits the locked file: it keeps the lock after its parent dies
+if child == 0:
+    time.sleep(120)
+    os._exit(0)
+print(child, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_lock_kept_by_a_dead_owners_child_does_not_hold_the_directory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", FORKING_HOLDER, str(run)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None
+    child = int(holder.stdout.readline())
+    try:
+        assert lease.try_acquire(run) is not None  # its owner is alive
+        stop(holder)
+        with caplog.at_level("WARNING", logger="prereg"):
+            assert lease.try_acquire(run) is None
+        assert f"lock kept by a process of dead pid {holder.pid}; taken over" in caplog.text
+        lease.release(run)
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
 def test_wait_blocks_until_the_owner_ends(tmp_path: Path) -> None:
     run = tmp_path / "run"
     holder = hold(run)

@@ -229,14 +229,19 @@ def try_acquire(run_dir: str | os.PathLike) -> Owner | None:
             holding.uses += 1
             return None
         run_dir.mkdir(parents=True, exist_ok=True)
-        for _ in range(20):  # a holder between its flock and its lease.json, or a status probe
+        for _ in range(20):  # a status probe holds the lock for microseconds: look again
             fd, lock_free = _try_lock(run_dir)
             record = read_json(run_dir / LEASE_FILE)
-            if lock_free is not False or owner_of(record) is not None:
+            if lock_free is not False:
                 break
             time.sleep(0.05)
         if lock_free is False:
-            return owner_of(record) or Owner("unknown host", -1)
+            owner = owner_of(record)
+            if owner is None or owner.host != platform.node() or _pid_alive(owner.pid):
+                return owner or Owner("unknown host", -1)
+            # the owner died but a process it forked still holds the lock: its record decides
+            log.warning("%s: lock kept by a process of dead pid %d; taken over", run_dir, owner.pid)
+            lock_free = None
         restarted = bool(os.environ.get("SLURM_RESTART_COUNT"))
         if record_holds(record, lock_free, slurm_job=_slurm_job(), restarted=restarted):
             if fd is not None:
