@@ -127,3 +127,25 @@ def test_the_run_id_is_the_job_directorys(tmp_path):
     assert run_id(job) == run_id(tmp_path / "sweep" / "." / "arm=primary,cell=n4m2")
     assert run_id(job) != run_id(tmp_path / "sweep" / "arm=baseline,cell=n4m2")
     assert len(run_id(job)) == 16 and run_id(job).isalnum()
+
+
+def test_rows_in_any_order_keep_their_steps(tmp_path, monkeypatch):
+    """exp9's order: a chunk's metrics rows, then its diagnostics at earlier steps."""
+    from prereg.training.wandb_log import WandbLog
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    kwargs = {"project": "prereg", "dir": str(tmp_path), "id": run_id(tmp_path), "name": "t"}
+    with WandbLog(kwargs) as log:
+        log.log_frame(pd.DataFrame({"step": [0, 1, 2, 3], "kl": [4.0, 3.0, 2.0, 1.0]}), "step")
+        log.log_frame(pd.DataFrame({"step": [0, 2], "gap": [0.5, 0.25]}), "step", "diagnostics")
+        log.log_values({"success_rate": 0.5, "note": "text"}, 3, "eval")
+    import wandb
+
+    wandb.teardown()  # in-process: wait until W&B's service has written the file (as at exit)
+    ((run, history),) = offline_runs(tmp_path)
+    assert run.run_id == run_id(tmp_path)
+    assert series(history, "metrics/kl") == [(0, 4.0), (1, 3.0), (2, 2.0), (3, 1.0)]
+    assert series(history, "diagnostics/gap") == [(0, 0.5), (2, 0.25)]
+    assert series(history, "eval/success_rate") == [(3, 0.5)]
+    assert not any("eval/note" in row for row in history)  # numbers only
