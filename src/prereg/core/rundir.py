@@ -209,8 +209,10 @@ def record_interrupted(rundir: RunDir, exc: RunInterrupted, seconds: float) -> N
     note = requeue_note()
     if note is None:
         return record_failure(rundir, exc, seconds)
+    reason = f"{one_line(exc)}; {note}"
+    log.warning("%s: %s", rundir.path.name, reason)  # run.log keeps it after the restart
     try:
-        rundir.finish("requeued", f"{one_line(exc)}; {note}", seconds)
+        rundir.finish("requeued", reason, seconds)
     except OSError as err:
         log.error("could not record the requeue in %s: %s", rundir.path, one_line(err))
     return None
