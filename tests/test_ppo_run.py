@@ -193,7 +193,9 @@ def test_a_segment_continues_with_cumulative_env_steps(trained, tmp_path):
 # mid-run even when everything is compiled and cached
 LONG = [a for a in TINY if not a.startswith("ppo.update_epochs=")]
 LONG += ["ppo.updates=40", "ppo.update_epochs=8", "ppo.progress=off"]
-MANY = [*LONG, "ppo.num_seeds=2"]  # seeds 0 and 1 in one vmapped program
+# seeds 0 and 1 in one vmapped program; 20 updates (each twice the work) still leave seconds
+# for a kill after the first checkpoint
+MANY = [*(a for a in LONG if a != "ppo.updates=40"), "ppo.updates=20", "ppo.num_seeds=2"]
 
 
 @pytest.fixture(scope="module")
@@ -261,14 +263,14 @@ def test_seed_k_of_a_multi_seed_run_is_the_single_run_with_that_seed(reference, 
     single = pd.read_csv(reference / "metrics.csv").drop(columns="sps")
     rows = pd.read_csv(many / "metrics.csv")
     assert list(rows.columns) == [COLUMNS[0], "seed", *COLUMNS[1:]]
-    assert list(rows["update"]) == [u for u in range(1, 41) for _ in (0, 1)]
-    assert list(rows["seed"]) == [0, 1] * 40
+    assert list(rows["update"]) == [u for u in range(1, 21) for _ in (0, 1)]
+    assert list(rows["seed"]) == [0, 1] * 20
     # batched matmuls may sum in another order: equal to float tolerance, and PPO amplifies
     # such differences over updates (about 1e-3 relative by update 20), so compare the first 8
     seed0 = rows[rows["seed"] == 0].drop(columns=["seed", "sps"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(seed0[:8], single[:8], check_exact=False, rtol=1e-4, atol=1e-6)
     seed1 = rows[rows["seed"] == 1].drop(columns=["seed", "sps"]).reset_index(drop=True)
-    assert not np.allclose(seed1["value_loss"], single["value_loss"])  # not the same seed twice
+    assert not np.allclose(seed1["value_loss"], single["value_loss"][:20])  # not seed 0 twice
 
 
 @pytest.mark.slow
