@@ -49,8 +49,9 @@ def test_pool_metrics_equal_the_sequential_launchers_byte_for_byte(tmp_path: Pat
     runs = sorted(d.name for d in (tmp_path / "pool").iterdir() if (d / "metrics.csv").exists())
     assert len(runs) == 2
     for name in runs:
-        pooled = (tmp_path / "pool" / name / "metrics.csv").read_bytes()
-        assert pooled == (tmp_path / "basic" / name / "metrics.csv").read_bytes(), name
+        for file in ("metrics.csv", "fd_check.json"):  # P1 FD: a sibling's, or computed
+            pooled = (tmp_path / "pool" / name / file).read_bytes()
+            assert pooled == (tmp_path / "basic" / name / file).read_bytes(), (name, file)
     for name in ("verdict.json",):
         assert (
             json.loads((tmp_path / "pool" / name).read_text())["outcome"]

@@ -187,7 +187,9 @@ def _train(
     fd_path = rd.path / "fd_check.json"
     fd = read_json(fd_path)
     if fd is None:
-        fd = _fd_check_cached(study.theta0, study.log_q, n, m, study.gates)
+        fd = _sibling_fd(rd.path, cell_name, registration_hash(reg))
+        if fd is None:
+            fd = _fd_check_cached(study.theta0, study.log_q, n, m, study.gates)
         atomic_write_json(fd_path, fd)
 
     _, metrics = train_in_chunks(study, rd.path, tb)
@@ -216,6 +218,24 @@ def _train(
 
 
 _FD_CACHE: dict[bytes, dict[str, Any]] = {}
+
+
+def _sibling_fd(run_dir: Path, cell: str, reg_hash: str) -> dict[str, Any] | None:
+    """The P1 finite differences a sibling run (same parent directory, registration and cell,
+    hence the same theta0, teacher and gates) has written, or None.
+
+    A sweep in several worker processes (``hydra/launcher=pool``) would otherwise recompute
+    them once per process and cell; the result is the same (deterministic)."""
+    for other in sorted(run_dir.parent.iterdir()):
+        if other == run_dir or not (other / "fd_check.json").is_file():
+            continue
+        record = read_json(other / "run.json") or {}
+        choices = (record.get("job") or {}).get("choices") or {}
+        if record.get("registration_hash") == reg_hash and choices.get("cell") == cell:
+            fd = read_json(other / "fd_check.json")
+            if isinstance(fd, dict):
+                return fd
+    return None
 
 
 def _fd_check_cached(theta0, log_q, n: int, m: int, gates: dict[str, Any]) -> dict[str, Any]:
