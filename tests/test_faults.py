@@ -139,7 +139,12 @@ def inject(args: list[str], run_dir: Path, fault: Fault, log: Path, damaged: fro
     elif record.get("pid") != proc.pid:
         phase = "start-up (before the run started)"
         FAULTS[f"{fault.sig.name} in start-up"] += 1
-        # before run.py installs its handler (the first ~0.3 s) the default action applies
+        # before run.py's first line (Python's own start-up: `site`, slow under load) the
+        # default action applies: SIGTERM/SIGUSR2 end it by the signal, SIGINT is Python's own
+        # KeyboardInterrupt (exit 1); after it, one line and 128 + signal
+        if rc == 1 and fault.sig == signal.SIGINT and "KeyboardInterrupt" in _tail(log):
+            FAULTS["SIGINT in Python's own start-up"] += 1
+            return phase
         assert rc in (-fault.sig, 128 + fault.sig), (rc, _tail(log))
         if rc == 128 + fault.sig:
             assert _stderr_lines(log) == [_interrupted(fault.sig)], _tail(log)
