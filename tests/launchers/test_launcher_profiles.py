@@ -182,3 +182,20 @@ def test_local_sweep_runs_at_most_n_jobs_at_once(tmp_path: Path) -> None:
     assert all(b["t"] - a["t"] >= 1.0 for a, b in zip(runs, runs[1:], strict=False))
     assert all(r["prealloc"] == "false" for r in runs)
     assert len({r["pid"] for r in runs}) == 3 and os.getpid() not in {r["pid"] for r in runs}
+
+
+def test_any_sbatch_flag_can_be_added_through_additional_parameters(capsys):
+    """``+hydra.launcher.additional_parameters.<flag>=...`` is free-form (every sbatch flag);
+    an unknown key elsewhere under ``hydra.launcher`` is still one line."""
+    from prereg.core.registration import CONF_DIR
+    from prereg.sweep import app, precheck
+
+    app.setup()  # resolvers and schemas, as `prereg run` does first
+    base = ["-m", "hydra/launcher=slurm", "arm=primary", "cell=n4m2"]
+    status, plan = precheck.check(
+        [*base, "+hydra.launcher.additional_parameters.account=p"], CONF_DIR
+    )
+    assert status is None and plan is not None, capsys.readouterr().err
+    status, plan = precheck.check([*base, "+hydra.launcher.partitionn=debug"], CONF_DIR)
+    assert status == 2 and plan is None
+    assert "hydra.launcher.partitionn: unknown key" in capsys.readouterr().err

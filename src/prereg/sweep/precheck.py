@@ -97,7 +97,13 @@ def _studies_with_section(section: str) -> list[str]:
 
 
 #: Free-form parts of Hydra's config (logging dictConfigs, env vars, callbacks): ``++`` may add.
-FREE_HYDRA = ("hydra.job_logging", "hydra.hydra_logging", "hydra.callbacks", "hydra.job.env_set")
+FREE_HYDRA = (
+    "hydra.job_logging",
+    "hydra.hydra_logging",
+    "hydra.callbacks",
+    "hydra.job.env_set",
+    "hydra.launcher.additional_parameters",  # any sbatch flag: `key: value` -> `--key=value`
+)
 
 
 def check_forced_hydra_keys(loader, config_name: str, job: list[str]) -> None:
