@@ -40,6 +40,24 @@ def test_an_exp9_single_run_ends_with_its_folder_final_kl_and_rho(tmp_path):
     assert again.returncode == 0 and closing_lines(again.stdout) == lines
 
 
+@pytest.mark.slow
+def test_a_single_run_that_halts_says_so_and_exits_1(tmp_path):
+    """A halted run did not complete: its line says halted and why, and the status is 1."""
+    out = tmp_path / "halt"
+    proc = run_cli(
+        "arm=primary",
+        "cell=n4m2",
+        "registration.step_cap=20",
+        "registration.gates.halt_gap=0.9",  # the spectral gap is below this at step 0
+        f"hydra.run.dir={out}",
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert closing_lines(proc.stdout) == [
+        f"run {out}: halted — RunHalted: P4 check(s) gap out of tolerance at step 0"
+    ]
+    assert json.loads((out / "run.json").read_text())["status"] == "halted"
+
+
 def test_the_headlines_read_a_summary():
     exp9 = {"last_kl": 0.0123456, "last_rho": 1.5, "last_step": 1999.0}
     exp9 |= {"median_kl": 0.02, "median_rho": 1.25}

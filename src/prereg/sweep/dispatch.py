@@ -96,6 +96,8 @@ def _run_owned(
             log.warning("%s: %s", run_dir.name, one_line(exc))
         else:
             print(f"run {run_dir}: {status} — {one_line(exc)}", flush=True)
+            if status == "halted":  # a run that did not complete never exits 0
+                raise SystemExit(1) from None
         return {"status": status, "reason": str(exc)}
     except Exception as exc:
         if not multirun:  # one line, not Hydra's traceback (that is in logs/error.txt)
