@@ -26,6 +26,15 @@ def _plan(*argv: str) -> preflight.Plan:
     return preflight.plan(list(argv), CONF_DIR)
 
 
+def test_free_cpus_are_the_available_ones_less_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    import prereg.sweep.default_launcher as dl
+
+    monkeypatch.setattr("hydra_plugins.prereg_launchers.launcher.available_cpus", lambda: 2)
+    for load, free in ((0.3, 2), (1.2, 1), (7.5, 1)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        assert dl.free_cpus() == free
+
+
 def test_exp9_multiruns_get_the_pool_by_default_on_more_than_one_cpu() -> None:
     sweep = ("-m", "arm=baseline,primary", "cell=n4m2")
     assert with_default_launcher(_plan(*sweep), cpus=2)[-1] == POOL

@@ -3,8 +3,9 @@
 Hydra's default (``basic``) runs the jobs one after another in the sweep process. A study whose
 jobs use one core each (:attr:`Experiment.one_core_jobs`, exp9) leaves the other cores idle that
 way, so its multirun gets ``hydra/launcher=pool`` (worker processes that live for the sweep,
-:mod:`hydra_plugins.prereg_launchers.pool`) when this process may use more than one CPU and
-there is more than one job. ``hydra/launcher=basic`` (or any other) on the command line wins.
+:mod:`hydra_plugins.prereg_launchers.pool`) when more than one CPU is free (:func:`free_cpus`)
+and there is more than one job. ``hydra/launcher=basic`` (or any other) on the command line wins.
+On a machine whose cores other processes keep busy, workers would only compete with them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,19 @@ from prereg.sweep.preflight import Plan
 POOL = "hydra/launcher=pool"
 
 
+def free_cpus() -> int:
+    """The CPUs this process may use less the 1-minute load average (rounded down), at least 1."""
+    import os
+
+    from hydra_plugins.prereg_launchers.launcher import available_cpus
+
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this platform: count every CPU as free
+        load = 0.0
+    return max(1, available_cpus() - int(load))
+
+
 def names_launcher(argv: list[str]) -> bool:
     """Whether the command line picks a launcher itself."""
     return any(a.lstrip("+~").startswith("hydra/launcher=") for a in argv)
@@ -21,7 +35,7 @@ def names_launcher(argv: list[str]) -> bool:
 
 def with_default_launcher(plan: Plan, cpus: int | None = None) -> list[str]:
     """The planned argv, with :data:`POOL` added where the module docstring says (``cpus``:
-    the CPUs this process may use; None asks the OS)."""
+    the free CPUs; None asks the OS, :func:`free_cpus`)."""
     from hydra.types import RunMode
 
     from prereg.core.experiments import experiment_or_none
@@ -29,9 +43,7 @@ def with_default_launcher(plan: Plan, cpus: int | None = None) -> list[str]:
     if not (plan.multirun and plan.jobs and len(plan.jobs) > 1) or names_launcher(plan.argv):
         return plan.argv
     if cpus is None:
-        from hydra_plugins.prereg_launchers.launcher import available_cpus
-
-        cpus = available_cpus()
+        cpus = free_cpus()
     if cpus < 2:
         return plan.argv
     try:
