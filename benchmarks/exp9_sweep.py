@@ -3,9 +3,9 @@
 Prints a table of wall times measured in this run, each against the bare 12-run computation
 (the same 12 trainings in one process with no Hydra, I/O, diagnostics or verdict: one jitted
 chunk of ``step_cap`` steps per run, single-threaded BLAS, one after another):
-the sweep through ``run.py`` with the default launcher on this machine (``pool``: worker
-processes that live for the sweep, one per CPU) and with ``hydra/launcher=basic`` (the
-previous default: every job in the sweep process), each with a warm JAX compilation cache (a
+the sweep through ``run.py`` with ``hydra/launcher=pool`` (worker processes that live for the
+sweep, one per CPU; exp9's default when more than one CPU is free) and with
+``hydra/launcher=basic`` (every job in the sweep process), each with a warm JAX compilation cache (a
 cold run fills it first); ``--local`` adds ``hydra/launcher=local`` (one process per job).
 Then the cost of one training step against the eigendecomposition reference, as before.
 The machine's load (``os.getloadavg``) is printed: figures from a busy machine are not a
@@ -146,8 +146,8 @@ def main() -> None:
         rows.append(("bare 12-run computation, one process (baseline)", base))
         rows.append(
             (
-                "run.py sweep + verdict, default launcher (pool)",
-                sweep(tmp / "pool", cache, args.steps),
+                "run.py sweep + verdict, hydra/launcher=pool",
+                sweep(tmp / "pool", cache, args.steps, "pool"),
             )
         )
         rows.append(
