@@ -51,7 +51,7 @@ def packaged_profiles() -> list[str]:
 
 def test_every_packaged_profile_is_found(elsewhere: Path) -> None:
     names = packaged_profiles()
-    assert names == ["local", "slurm"]
+    assert names == ["local", "pool", "slurm"]
     for name in names:
         assert _launcher(elsewhere / "conf", f"hydra/launcher={name}")[0]._target_
 
