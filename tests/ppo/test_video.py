@@ -90,3 +90,35 @@ def _policy(run):
     from prereg.ppo.policy import load_policy
 
     return load_policy(run / "policies" / "policy.npz")
+
+
+@pytest.mark.slow
+def test_video_every_records_the_policy_at_every_kth_periodic_eval(tmp_path):
+    """``ppo.video_every=2`` with evals every 2 updates of 6: videos at updates 4 and 6 (the
+    last eval always), each beside the policy it shows, and the job directory keeps its name."""
+    from helpers import run_cli
+
+    from prereg.ppo.policy import load_policy
+
+    out = tmp_path / "run"
+    args = [
+        "experiment=ppo", "tier=small", "ppo.num_envs=8", "ppo.num_steps=16",
+        "ppo.num_minibatches=2", "ppo.update_epochs=1", "ppo.updates=6", "ppo.chunk_updates=2",
+        "ppo.eval_every=2", "ppo.eval_seeds=4", "ppo.progress=off", "ppo.video_every=2",
+    ]  # fmt: skip
+    proc = run_cli(*args, f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    videos = sorted(p.name for p in (out / "videos").glob("*.mp4"))
+    assert videos == [f"policy_update_{u:08d}_seed_10000_x1.mp4" for u in (4, 6)]
+    for name in videos:
+        frames = iio.imread(out / "videos" / name)
+        assert frames.shape[1:] == (256, 256, 3) and 2 <= len(frames) <= 201
+        assert (frames[1:] != frames[:-1]).any(axis=(1, 2, 3)).mean() > 0.5
+    # the last video shows the exported final policy (same weights: same frames)
+    final = video.record_episode(video.make_env({"env_id": ENV_ID}), _policy(out), 10000)
+    last = video.record_episode(
+        video.make_env({"env_id": ENV_ID}),
+        load_policy(out / "videos" / "policy_update_00000006.npz"),
+        10000,
+    )
+    np.testing.assert_array_equal(final.frames, last.frames)

@@ -80,6 +80,7 @@ class PPOConf:
     obs_clip: float = 10.0
     num_seeds: int = 1  # > 1: seeds seed .. seed+num_seeds-1 vmapped in one jitted program
     device: Device = Device.auto
+    video_every: int = 0  # > 0: a video of one eval episode at every K-th periodic eval
 
 
 @dataclass

@@ -277,6 +277,10 @@ class _PPOTraining(ChunkedStudy):
         ):
             _, ev = evaluate(self.built, state, int(p.eval_seed_start), int(p.eval_seeds))
             self.tb.log_values({f: ev[f] for f in SUMMARY_FIELDS}, done, "eval")
+            if int(p.video_every) > 0 and (
+                (done // every) % int(p.video_every) == 0 or done == self.target()
+            ):
+                self._record_videos(state, done)
             if self.many:
                 self._keep_best_members(state, ev["per_seed"], done)
             else:
@@ -288,6 +292,26 @@ class _PPOTraining(ChunkedStudy):
         assert self.progress is not None
         last = rows[rows["update"] == rows["update"].iloc[-1]]
         self.progress.update(done, k, last.mean(numeric_only=True).to_dict())
+
+    def _record_videos(self, state: Any, done: int) -> None:
+        """``ppo.video_every``: one deterministic episode (seed ``ppo.eval_seed_start``) of the
+        policy at update ``done``, as ``videos/[seed_<s>/]policy_update_<done>_seed_<start>_x1
+        .mp4`` beside that policy's export (changes no result; see ``prereg video``)."""
+        from prereg.ppo.trainer import member
+        from prereg.ppo.video import record_video
+
+        folder = self.ckpt_dir.parent / "videos"
+        members = (
+            [(folder / SEED_DIR.format(s), member(state, i)) for i, s in enumerate(self.seeds)]
+            if self.many
+            else [(folder, state)]
+        )
+        for where, one in members:
+            policy = export_run_policy(
+                self.built.settings, one.params, one.normalizer, where / f"policy_update_{done:08d}"
+            )
+            out, _ = record_video(policy, seed_start=int(self.p.eval_seed_start), episodes=1)
+            self.log.info("update %d: video %s", done, out)
 
     def _keep_best_members(self, state: Any, per_seed: list[dict], done: int) -> None:
         """Each seed's ``checkpoints/seed_<s>/best``: its member at its best periodic eval."""
@@ -332,8 +356,6 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
     from prereg.training.jaxcache import enable_compilation_cache
 
     enable_compilation_cache()
-    from prereg.ppo.policy import export_policy
-
     p = cfg.ppo
     settings = ppo_settings(cfg)
     built = build(settings)
@@ -347,19 +369,9 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
             study.close()
     ck.save_checkpoint(ckpt_dir / "final", state, study.meta(state))
     evaluation = write_eval(rd.path, built, state, int(cfg.eval.seed_start), int(cfg.eval.n_seeds))
-    low, high = action_bounds(settings["env_id"])
 
     def export(params: Any, normalizer: Any, path: Path) -> Path:
-        return export_policy(
-            path,
-            params,
-            normalizer,
-            settings["tier"],
-            meta={"env_id": settings["env_id"], "mixed_lambda": float(p.mixed_lambda)},
-            action_low=low,
-            action_high=high,
-            obs_clip=float(p.obs_clip),
-        )
+        return export_run_policy(settings, params, normalizer, path)
 
     seeds = study.seeds
     last_rows = metrics[metrics["update"] == metrics["update"].iloc[-1]]
@@ -416,6 +428,24 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
         summary.update(train_seeds=seeds, per_seed=per_seed)
     atomic_write_json(rd.path / "summary.json", summary)
     return summary
+
+
+def export_run_policy(settings: dict[str, Any], params: Any, normalizer: Any, path: Path) -> Path:
+    """The deterministic policy of ``params`` as a run exports it (its env's action bounds)."""
+    from prereg.ppo.policy import export_policy
+
+    p = settings["ppo"]
+    low, high = action_bounds(settings["env_id"])
+    return export_policy(
+        path,
+        params,
+        normalizer,
+        settings["tier"],
+        meta={"env_id": settings["env_id"], "mixed_lambda": float(p["mixed_lambda"])},
+        action_low=low,
+        action_high=high,
+        obs_clip=float(p["obs_clip"]),
+    )
 
 
 def action_bounds(env_id: str) -> tuple[Any, Any]:

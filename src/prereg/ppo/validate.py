@@ -76,6 +76,7 @@ def validate_ppo_knobs(p: Any) -> None:
     at_least("ppo.eval_seed_start", p.eval_seed_start, 0)
     at_least("ppo.seed", p.seed, 0)
     at_least("ppo.num_seeds", p.num_seeds, 1)
+    at_least("ppo.video_every", getattr(p, "video_every", 0), 0)
     if p.num_seeds > 1 and p.backend != "jax":
         raise ConfigError(
             "ppo.num_seeds",
