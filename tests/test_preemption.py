@@ -258,3 +258,28 @@ def test_a_signal_in_start_up_is_one_line_and_its_status_every_time(tmp_path: Pa
             seen[f"{sig.name}: one line, exit {rc}"] += 1
             assert rc == 128 + sig and lines == [interrupted_line(sig)], (sig, delay, rc, lines)
     print("\nstart-up kill loop:", dict(sorted(seen.items())))
+
+
+def test_a_signal_whose_exception_a_library_replaced_stops_the_precheck_not_bad_input(
+    monkeypatch, capsys
+) -> None:
+    """A signal landing in OmegaConf while it composes: its cleanup fails as the interrupt
+    unwinds (``'NoneType' object has no attribute '_invalidate_flags_cache'``, seen in the kill
+    loop), so the error the precheck sees has the interrupt behind it; it must stop as that
+    signal, never print the error as bad input with status 2."""
+    from prereg.core.registration import CONF_DIR
+    from prereg.sweep import app, precheck
+
+    app.setup()
+
+    def composing(*_args, **_kwargs):
+        try:
+            raise RunInterrupted(signal.SIGINT)
+        finally:  # the library's cleanup fails on the way out
+            raise AttributeError("'NoneType' object has no attribute '_invalidate_flags_cache'")
+
+    monkeypatch.setattr(precheck, "_compose_and_validate", composing)
+    with pytest.raises(RunInterrupted) as info:
+        precheck.check(["arm=primary", "cell=n4m2"], CONF_DIR)
+    assert info.value.signum == signal.SIGINT
+    assert capsys.readouterr().err == ""  # no "error: ..." line of bad input

@@ -47,6 +47,23 @@ class RunInterrupted(BaseException):
 INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
 
 
+def interrupt_behind(exc: BaseException) -> BaseException | None:
+    """The interrupt (:class:`RunInterrupted`, KeyboardInterrupt) that ``exc`` replaced, if any.
+
+    A library whose cleanup (``finally``) fails while an interrupt unwinds through it raises
+    its own error instead (OmegaConf: ``'NoneType' object has no attribute ...``); code that
+    turns every error into one line of bad input must stop for the interrupt instead.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, (RunInterrupted, KeyboardInterrupt)):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def _resend_later(signum: int) -> None:
     """Send ``signum`` to the main thread again a moment later (from a timer thread)."""
     resend = threading.Timer(0.02, signal.pthread_kill, (threading.main_thread().ident, signum))
@@ -73,7 +90,23 @@ def raise_interrupted(signum: int, frame: Any) -> None:
     if _importing(frame):
         _resend_later(signum)
         return
+    _raised.append(signum)
     raise RunInterrupted(signum)
+
+
+_raised: list[int] = []  # the signals raise_interrupted turned into RunInterrupted, in order
+
+
+def interrupts_raised() -> int:
+    """How many signals :func:`raise_interrupted` has raised in this process so far."""
+    return len(_raised)
+
+
+def raised_interrupt(since: int) -> RunInterrupted | None:
+    """A :class:`RunInterrupted` for the last signal :func:`raise_interrupted` raised after the
+    first ``since`` (see :func:`interrupts_raised`): for code that must not go on when some
+    library swallowed that exception."""
+    return RunInterrupted(_raised[-1]) if len(_raised) > since else None
 
 
 def _redeliver_swallowed(unraisable: Any) -> None:

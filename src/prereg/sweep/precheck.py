@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 from prereg.core.errors import ConfigError
 from prereg.core.errors import simplify_message as _simplify
 from prereg.core.rundir import one_line
+from prereg.core.signals import interrupt_behind, interrupts_raised, raised_interrupt
 from prereg.sweep.overrides import (  # noqa: F401 - _loader, expand_jobs: used by tests too
     _groups,
     _loader,
@@ -277,7 +278,7 @@ def check(argv: list[str], conf_dir: Path | str, config_name: str = "config"):
     if any(a.split("=")[0] in _INFO_FLAGS for a in argv):
         return None, None
     job: list[str] = [a for a in argv if not a.startswith("-")]
-    loader = None
+    loader, signals_before = None, interrupts_raised()
     try:
         args = parse_args(argv)
         if args.config_name:
@@ -291,9 +292,15 @@ def check(argv: list[str], conf_dir: Path | str, config_name: str = "config"):
         for job in covering_jobs(probes):
             _compose_and_validate(loader, config_name, job)
     except Exception as exc:  # noqa: BLE001 - every problem becomes one line
+        interrupt = interrupt_behind(exc) or raised_interrupt(signals_before)
+        if interrupt is not None:  # a signal, not bad input: stop as the signal says
+            raise interrupt from None
         err = explain(exc, loader, config_name, job)
         if err.key == "command line" and loader is not None:
             err = blame(loader, config_name, job, err)
         print(f"error: {err}", file=sys.stderr)
         return 2, None
+    interrupt = raised_interrupt(signals_before)  # one a library swallowed
+    if interrupt is not None:
+        raise interrupt
     return None, plan
