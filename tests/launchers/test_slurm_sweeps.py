@@ -316,8 +316,14 @@ def test_requeued_jobs_resume_and_match_an_uninterrupted_run(
         job_log = "".join(p.read_text() for p in d.glob("*.log"))  # Hydra's <job>.log
         resumed = re.findall(r"resuming .* \(step (\d+)\)", job_log)
         assert len(resumed) == 1 and 0 < int(resumed[0]) < steps, resumed
-        # the stopped attempt was recorded requeued, not failed (the record is the restart's now)
-        assert f"SLURM requeued job {sent[key]} (restart 1)" in job_log, job_log[-2000:]
+        # the stopped attempt was recorded requeued, not failed (the record is the restart's now).
+        # Under SIGUSR2, submitit's handler requeues the task only after prereg has recorded
+        # its checkpoint, so SLURM may not count the restart yet: then it says interrupted
+        # (a known race, see the README's Reliability limits); scontrol requeue never races
+        requeued = f"SLURM requeued job {sent[key]} (restart 1)" in job_log
+        assert requeued or (key == "b" and "interrupted by signal SIGUSR2" in job_log), job_log[
+            -2000:
+        ]
         ref_dir = reference / d.name
         for name in ("metrics.csv", "diagnostics.csv"):
             pd.testing.assert_frame_equal(
