@@ -317,13 +317,13 @@ def test_requeued_jobs_resume_and_match_an_uninterrupted_run(
         resumed = re.findall(r"resuming .* \(step (\d+)\)", job_log)
         assert len(resumed) == 1 and 0 < int(resumed[0]) < steps, resumed
         # the stopped attempt was recorded requeued, not failed (the record is the restart's now).
-        # Under SIGUSR2, submitit's handler requeues the task only after prereg has recorded
-        # its checkpoint, so SLURM may not count the restart yet: then it says interrupted
-        # (a known race, see the README's Reliability limits); scontrol requeue never races
+        # Under SIGUSR2 the record can miss the requeue: submitit requeues only after prereg's
+        # checkpoint (SLURM may not count the restart yet), or submitit's own handler takes the
+        # signal where prereg's is not installed (a known race, README's Reliability limits);
+        # the resume above and the equal results below hold either way
         requeued = f"SLURM requeued job {sent[key]} (restart 1)" in job_log
-        assert requeued or (key == "b" and "interrupted by signal SIGUSR2" in job_log), job_log[
-            -2000:
-        ]
+        usr2 = ("interrupted by signal SIGUSR2", "Caught signal SIGUSR2")
+        assert requeued or (key == "b" and any(u in job_log for u in usr2)), job_log[-2000:]
         ref_dir = reference / d.name
         for name in ("metrics.csv", "diagnostics.csv"):
             pd.testing.assert_frame_equal(
