@@ -43,6 +43,12 @@ def fail_fast_flag() -> bool:
     return os.environ.get("PREREG_FAIL_FAST", "") == "1"
 
 
+def fail_fast(params: dict) -> bool:
+    """Whether to start no job after a failure: ``hydra.launcher.fail_fast`` (taken out of
+    ``params``, which go on to submitit) or ``--fail-fast``."""
+    return bool(params.pop("fail_fast", False)) or fail_fast_flag()
+
+
 def not_run_return(overrides: Sequence[str], why: str = "--fail-fast") -> JobReturn:
     """The JobReturn of a job the launcher did not start (``why``)."""
     ret = JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED)
@@ -110,7 +116,7 @@ class BoundedLocalLauncher(BaseSubmititLauncher):
         assert num_jobs > 0
         params = dict(self.params)
         limit = max(1, int(params.pop("array_parallelism", None) or available_cpus()))
-        fail_fast = bool(params.pop("fail_fast", False)) or fail_fast_flag()
+        stop_after_failure = fail_fast(params)
         executor = make_executor(self._EXECUTOR, params)
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -132,7 +138,7 @@ class BoundedLocalLauncher(BaseSubmititLauncher):
                     running.add(i)
                 finished = {i for i in running if jobs[i].done()}
                 running -= finished
-                if fail_fast and first_failure is None:
+                if stop_after_failure and first_failure is None:
                     first_failure = next((i for i in sorted(finished) if job_failed(jobs[i])), None)
                 if first_failure is not None and waiting:
                     log.warning(
@@ -178,7 +184,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         assert num_jobs > 0
         params = dict(self.params)
         wait = bool(params.pop("wait", True))
-        fail_fast = bool(params.pop("fail_fast", False)) or fail_fast_flag()
+        stop_after_failure = fail_fast(params)
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
         if not wait:
             return self._submit_and_return(params, sweep_dir, job_overrides, initial_job_idx)
@@ -188,7 +194,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         jobs = executor.map_array(self, *zip(*job_params, strict=True))
         ids = ", ".join(sorted({str(j.job_id).split("_")[0] for j in jobs}))
         log.info(f"submitted as SLURM job {ids} ({num_jobs} tasks); waiting for every one")
-        on_failure = cancel_pending(ids) if fail_fast else None
+        on_failure = cancel_pending(ids) if stop_after_failure else None
         lost = wait_for_slurm_jobs(jobs, on_failure=on_failure)
         return collect_results(self, jobs, job_overrides, initial_job_idx, lost)
 

@@ -41,7 +41,7 @@ from .dead_jobs import (
     death_reason,
     returned_failure,
 )
-from .launcher import available_cpus, fail_fast_flag, not_run_return
+from .launcher import available_cpus, fail_fast, not_run_return
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class PoolLauncher(BaseSubmititLauncher):
         num_jobs = len(job_overrides)
         assert num_jobs > 0
         size = max(1, min(num_jobs, int(self.params.get("workers") or available_cpus())))
-        fail_fast = bool(self.params.get("fail_fast", False)) or fail_fast_flag()
+        stop_after_failure = fail_fast(dict(self.params))
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         if "mode" in self.config.hydra.sweep:
@@ -86,7 +86,7 @@ class PoolLauncher(BaseSubmititLauncher):
         for i, overrides in enumerate(job_overrides):
             log.info(f"\t#{initial_job_idx + i} : {' '.join(filter_overrides(overrides))}")
         pool = self.__dict__.pop("_pool", None) or _Pool(self)
-        return pool.run(job_overrides, initial_job_idx, fail_fast, size)
+        return pool.run(job_overrides, initial_job_idx, stop_after_failure, size)
 
     def setup(self, **kwargs: Any) -> None:
         """Hydra's setup, then start the workers at once: they import JAX while the sweep
