@@ -5,6 +5,10 @@ submitit's SIGUSR2 handler, before its time limit; the process gets SIGTERM (or 
 the same task starts again later in the same directory.  While the process still runs, SLURM
 already counts the restart: ``scontrol show job`` reports ``Restarts`` one above the
 ``SLURM_RESTART_COUNT`` this attempt started with.  A plain ``scancel`` leaves it equal.
+
+When submitit itself requeues the job (its SIGUSR2 handler ran ``scontrol requeue``), the
+launcher says so (:func:`note_submitit_requeue`) and that is the answer: SLURM may not count
+the restart yet when the run's stop is recorded.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ import subprocess
 from collections.abc import Mapping
 
 SCONTROL_TIMEOUT_S = 10
+RESUMES = "it resumes from its newest checkpoint"
+
+_noted: list[str] = []  # this process's job requeued by submitit (note_submitit_requeue)
 
 
 def restarts(output: str) -> int | None:
@@ -23,9 +30,34 @@ def restarts(output: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def job_name(env: Mapping[str, str]) -> str | None:
+    """``<array>_<task>`` for an array task, else the SLURM job id; None off SLURM."""
+    job = env.get("SLURM_JOB_ID")
+    task, array = env.get("SLURM_ARRAY_TASK_ID"), env.get("SLURM_ARRAY_JOB_ID")
+    return f"{array}_{task}" if job and task and array else job
+
+
+def note_submitit_requeue(env: Mapping[str, str] | None = None) -> str:
+    """Note that submitit has requeued this process's job (its signal handler ended by
+    ``sys.exit`` after requeueing it); from now on :func:`requeue_note` is this note."""
+    env = os.environ if env is None else env
+    name = job_name(env)
+    if name is None:  # submitit's local executor starts the job again itself
+        where = f"local job {env.get('SUBMITIT_LOCAL_JOB_ID', os.getpid())}"
+    else:
+        where = f"job {name} (restart {int(env.get('SLURM_RESTART_COUNT') or 0) + 1})"
+    note = f"submitit requeued {where}; {RESUMES}"
+    _noted.append(note)
+    return note
+
+
 def requeue_note(env: Mapping[str, str] | None = None) -> str | None:
-    """``SLURM requeued job <id> (restart <n>)`` if SLURM is requeueing this process's job;
-    None off SLURM, for a job not requeued, or when ``scontrol`` cannot say."""
+    """Why this process's job is being requeued, if it is: the submitit requeue noted
+    (:func:`note_submitit_requeue`), else ``SLURM requeued job <id> (restart <n>)`` when
+    ``scontrol`` counts a restart; None off SLURM, for a job not requeued, or when
+    ``scontrol`` cannot say."""
+    if _noted:
+        return _noted[-1]
     env = os.environ if env is None else env
     job = env.get("SLURM_JOB_ID")
     if not job:
@@ -42,6 +74,4 @@ def requeue_note(env: Mapping[str, str] | None = None) -> str | None:
     now = restarts(out.stdout) if out.returncode == 0 else None
     if now is None or now <= int(env.get("SLURM_RESTART_COUNT") or 0):
         return None
-    task = env.get("SLURM_ARRAY_TASK_ID")
-    name = f"{env['SLURM_ARRAY_JOB_ID']}_{task}" if task and env.get("SLURM_ARRAY_JOB_ID") else job
-    return f"SLURM requeued job {name} (restart {now}); it resumes from its newest checkpoint"
+    return f"SLURM requeued job {job_name(env)} (restart {now}); {RESUMES}"

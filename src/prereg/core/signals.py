@@ -3,10 +3,13 @@
 ``run.py`` installs the handlers in its first lines, before any slow import; a run body
 re-installs them (:func:`interrupts_as_exceptions`) so ``run.json`` records which signal stopped
 the run, and hands the signal on afterwards to a handler it replaced (submitit's SIGUSR2:
-checkpoint and requeue).  A training loop defers them (:func:`deferred_interrupts`) to the end
-of the current update, so its checkpoint is written first.  A signal inside an import is
-deferred, one swallowed by a callback is resent, and one nothing catches ends the process with
-one line and status 128 + signal.
+checkpoint and requeue).  A job that another program runs (a submitit task) is covered for its
+whole life (:func:`interrupts_handed_on`): a signal before, inside or after the run body stops
+it as :class:`RunInterrupted`, and that program's handler gets it once prereg has recorded it.
+A training loop defers them (:func:`deferred_interrupts`) to the end of the current update, so
+its checkpoint is written first.  A signal inside an import is deferred, one swallowed by a
+callback is resent, and one nothing catches ends the process with one line and status
+128 + signal.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,6 +34,8 @@ class RunInterrupted(BaseException):
         self.signum = int(signum)
         #: the handler prereg replaced for this signal (set by :func:`interrupts_as_exceptions`)
         self.replaced: Callable[[int, Any], Any] | None = None
+        #: whether :meth:`hand_on` ran (a run's guarded end does, right before recording it)
+        self.handed_on = False
         super().__init__(f"interrupted by signal {signal.Signals(signum).name}")
 
     def __reduce__(self) -> tuple:
@@ -39,9 +44,11 @@ class RunInterrupted(BaseException):
     def hand_on(self) -> None:
         """Call the handler prereg replaced for this signal, if it was another Python one:
         under submitit, SIGUSR2's checkpoints the job and requeues it, then raises SystemExit
-        (after the run's own checkpoint, so nothing is lost)."""
-        if self.replaced is not None:
-            self.replaced(self.signum, None)
+        (after the run's own checkpoint, so nothing is lost).  Once only, however many
+        layers of the job see the exception go by."""
+        replaced, self.replaced, self.handed_on = self.replaced, None, True
+        if replaced is not None:
+            replaced(self.signum, None)
 
 
 INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
@@ -164,34 +171,97 @@ def install_interrupt_handlers(noted: Sequence[int] = ()) -> None:
         raise RunInterrupted(noted[0])
 
 
+@contextmanager
+def _installed(handler: Callable[[int, Any], Any]) -> Iterator[dict[signal.Signals, Any]]:
+    """``handler`` for SIGTERM, SIGINT and SIGUSR2, and :func:`_redeliver_swallowed`, for the
+    block; yields the handlers it replaced, restored at the end (outside the main thread
+    nothing is installed and it yields ``{}``)."""
+    try:
+        previous = {s: signal.signal(s, handler) for s in INTERRUPT_SIGNALS}
+    except ValueError:  # not in the main thread
+        yield {}
+        return
+    hook, sys.unraisablehook = sys.unraisablehook, _redeliver_swallowed
+    try:
+        yield previous
+    finally:
+        sys.unraisablehook = hook
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
 def _replaceable(handler: Any) -> bool:
     """Whether ``handler`` is another program's Python handler (submitit's), to hand on to."""
     ours = (raise_interrupted, signal.default_int_handler)
-    return callable(handler) and handler not in ours and not isinstance(handler, Deferred)
+    return callable(handler) and handler not in ours and not isinstance(handler, (Deferred, HandOn))
+
+
+class HandOn:
+    """The signal handler of :func:`interrupts_handed_on`, for a job's whole life.
+
+    A signal raises :class:`RunInterrupted` where it lands, as :func:`raise_interrupted` does;
+    the job hands it on to ``targets[signum]`` (another program's handler, e.g. submitit's
+    SIGUSR2 requeue) after recording it.  Once an interrupt is stopping the job
+    (:meth:`stop`), later signals are only noted in :attr:`later`: SLURM's SIGTERM that follows
+    a requeue must not cut short the record or the requeue of the first.
+    """
+
+    def __init__(self, targets: Mapping[int, Callable[[int, Any], Any]]) -> None:
+        self.targets = {signal.Signals(s): t for s, t in targets.items()}
+        self.stopping: RunInterrupted | None = None
+        self.later: list[int] = []
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.stopping is not None:
+            self.later.append(int(signum))
+            return
+        raise_interrupted(signum, frame)
+
+    def stop(self, exc: RunInterrupted) -> RunInterrupted:
+        """Note that ``exc`` stops the job, and give it the target for its signal unless it
+        has been handed on already (:attr:`RunInterrupted.handed_on`); ``exc`` itself."""
+        if self.stopping is None:
+            self.stopping = exc
+        if not exc.handed_on and exc.replaced is None:
+            exc.replaced = self.targets.get(signal.Signals(exc.signum))
+        return exc
+
+
+@contextmanager
+def interrupts_handed_on(
+    targets: Mapping[int, Callable[[int, Any], Any]],
+) -> Iterator[HandOn]:
+    """SIGTERM, SIGINT and SIGUSR2 raise :class:`RunInterrupted` for the whole block (main
+    thread only), and a run body inside it hands them on to ``targets`` (see :class:`HandOn`).
+
+    For a job that another program starts and stops (a submitit task: its SIGUSR2 handler
+    checkpoints and requeues, SIGTERM it ignores): prereg sees every signal, wherever it lands,
+    and records the run's stop before that program acts on it.  Code in the block that catches
+    the :class:`RunInterrupted` calls :meth:`HandOn.stop` on it, then (if the run has not)
+    records and hands it on, still inside the block so that later signals are only noted.  The
+    handlers in place before are restored at its end.
+    """
+    handler = HandOn(targets)
+    with _installed(handler):
+        yield handler
 
 
 @contextmanager
 def interrupts_as_exceptions() -> Iterator[None]:
     """SIGTERM, SIGINT and SIGUSR2 raise :class:`RunInterrupted` while the run body executes
     (main thread only), so ``run.json`` records which signal stopped the run; the exception
-    carries the handler replaced for its signal (:meth:`RunInterrupted.hand_on`)."""
-    try:
-        previous = {s: signal.signal(s, raise_interrupted) for s in INTERRUPT_SIGNALS}
-    except ValueError:  # not in the main thread
-        yield
-        return
-    hook, sys.unraisablehook = sys.unraisablehook, _redeliver_swallowed
-    try:
-        yield
-    except RunInterrupted as exc:
-        replaced = previous.get(signal.Signals(exc.signum))
-        if exc.replaced is None and callable(replaced) and _replaceable(replaced):
-            exc.replaced = replaced
-        raise
-    finally:
-        sys.unraisablehook = hook
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    carries the handler replaced for its signal (:meth:`RunInterrupted.hand_on`), or inside
+    :func:`interrupts_handed_on` that block's target for it."""
+    with _installed(raise_interrupted) as previous:
+        try:
+            yield
+        except RunInterrupted as exc:
+            replaced = previous.get(signal.Signals(exc.signum))
+            if isinstance(replaced, HandOn):
+                replaced.stop(exc)
+            elif exc.replaced is None and not exc.handed_on and _replaceable(replaced):
+                exc.replaced = replaced
+            raise
 
 
 class Deferred:
