@@ -4,28 +4,35 @@
 Both set up submitit's executor the same way (:func:`make_executor`), submit the jobs Hydra
 hands them, wait for every one, and return every job's result in order, recording the jobs
 that died without one (:func:`~.dead_jobs.collect_results`) instead of raising at the first.
+In the job's own process both run it as :class:`JobStops` does: prereg sees SIGTERM, SIGINT
+and SIGUSR2 for the job's whole life and records the run's stop (``requeued`` when submitit
+or SLURM requeues it) before submitit's own handler acts.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides, setup_globals
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import OmegaConf
 
-from .dead_jobs import collect_results, job_failed, wait_for_slurm_jobs
+from .dead_jobs import SETTLED, _job_dir, collect_results, job_failed, wait_for_slurm_jobs
+
+if TYPE_CHECKING:
+    from prereg.core.signals import RunInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +104,136 @@ def prepare_jobs(
     return job_params
 
 
-class BoundedLocalLauncher(BaseSubmititLauncher):
+class SubmititHandOn:
+    """submitit's handler for one signal, as the target prereg hands a stop on to.
+
+    submitit's task installs its handlers before it calls the job (SIGUSR2: call the job's
+    ``checkpoint()``, ``scontrol requeue``, then ``sys.exit``; SIGTERM: a log line).  When the
+    SIGUSR2 one ends by SystemExit, submitit has requeued the job: that is noted at once
+    (:func:`~prereg.core.requeue.note_submitit_requeue`), so the run's record, written right
+    after, says ``requeued`` whether or not SLURM counts the restart yet.
+    """
+
+    #: True while prereg hands a stop on to submitit (:meth:`JobStops.checkpoint` then leaves
+    #: the record to prereg); a class attribute: the launcher pickled by checkpoint() must
+    #: not carry it
+    active: ClassVar[bool] = False
+
+    def __init__(self, handler: Callable[[int, Any], Any]) -> None:
+        self.handler = handler
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        from prereg.core.requeue import note_submitit_requeue
+
+        SubmititHandOn.active = True
+        try:
+            self.handler(signum, frame)
+        except SystemExit:
+            note_submitit_requeue()
+            raise
+        finally:
+            SubmititHandOn.active = False
+
+    @classmethod
+    def installed(cls) -> dict[int, SubmititHandOn]:
+        """submitit's handlers for SIGTERM, SIGINT and SIGUSR2 now in place, wrapped."""
+        from prereg.core.signals import INTERRUPT_SIGNALS
+
+        handlers = {s: signal.getsignal(s) for s in INTERRUPT_SIGNALS}
+        return {
+            s: cls(h)
+            for s, h in handlers.items()
+            if callable(h) and h is not signal.default_int_handler
+        }
+
+
+class JobStops(BaseSubmititLauncher):
+    """The job side of prereg's submitit launchers: a stop is recorded whenever it lands.
+
+    submitit runs the job (:meth:`__call__`) under its own signal handlers, which know nothing
+    of the run: a SIGUSR2 outside the run's guarded body (while Hydra composes the job, before
+    the run starts, after it ended) requeued the task with ``run.json`` left ``running`` or
+    ``failed``.  Here the whole call runs under
+    :func:`~prereg.core.signals.interrupts_handed_on`: a signal anywhere stops the job as
+    ``RunInterrupted``; the run (``guarded_run``) checkpoints, hands it on to submitit's handler
+    (:class:`SubmititHandOn`), then records it; one that lands outside the run is handed on and
+    recorded here (:func:`record_stop`).  Later signals (SLURM's SIGTERM after the requeue) are
+    only noted, so the record is always written.
+    """
+
+    def __call__(
+        self,
+        sweep_overrides: list[str],
+        job_dir_key: str,
+        job_num: int,
+        job_id: str,
+        singleton_state: dict[Any, Any],
+    ) -> JobReturn:
+        from prereg.core.signals import RunInterrupted, interrupts_handed_on
+
+        args = (sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
+        with interrupts_handed_on(SubmititHandOn.installed()) as stops:
+            try:
+                return super().__call__(*args)
+            except RunInterrupted as exc:
+                if not stops.stop(exc).handed_on:  # it landed outside the run's guard
+                    try:
+                        exc.hand_on()
+                    finally:
+                        record_stop(self, sweep_overrides, job_num, singleton_state, exc)
+                raise
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """What submitit's SIGUSR2 handler requeues (the same call again); the stop is
+        recorded here when that handler took the signal itself, outside :meth:`__call__`
+        (before it began or after it returned), where prereg had no handler installed."""
+        if not SubmititHandOn.active:
+            import submitit
+
+            from prereg.core.requeue import note_submitit_requeue
+            from prereg.core.signals import RunInterrupted
+
+            signum = signal.Signals[f"SIG{submitit.JobEnvironment.USR_SIG}"]
+            note_submitit_requeue()
+            record_stop(self, args[0], args[2], args[4], RunInterrupted(signum))
+        return super().checkpoint(*args, **kwargs)
+
+
+def record_stop(
+    launcher: BaseSubmititLauncher,
+    overrides: Sequence[str],
+    num: int,
+    singleton_state: dict[Any, Any],
+    exc: RunInterrupted,
+) -> None:
+    """Record in the job's ``run.json`` a stop by ``exc`` (a signal) outside the run's own
+    guard: ``requeued`` when the job is requeued, else ``failed``
+    (:func:`~prereg.core.rundir.record_interrupted`).  A run that finished (completed,
+    halted, skipped) or that another live process owns is left as it is; a record the run
+    never wrote gets its job fields, so status views find it.  Never raises: logged."""
+    import submitit
+
+    from prereg.core.atomic import read_json
+    from prereg.core.lease import current_owner
+    from prereg.core.rundir import RunDir, record_interrupted, slurm_ids
+
+    try:
+        Singleton.set_state(singleton_state)  # as the job's call does (it may not have yet)
+        setup_globals()
+        job_id = submitit.JobEnvironment().job_id
+        run_dir, job = _job_dir(launcher, overrides, num, job_id)
+        previous = read_json(run_dir / "run.json") or {}
+        if previous.get("status") in SETTLED or current_owner(run_dir) is not None:
+            return
+        rd = RunDir(run_dir)
+        if not previous.get("job"):
+            rd.update(job=job, slurm=slurm_ids())
+        record_interrupted(rd, exc, 0.0)
+    except Exception as err:  # noqa: BLE001 - the stop itself must go on
+        log.error(f"could not record the stop of job #{num} ({exc}): {err}")
+
+
+class BoundedLocalLauncher(JobStops):
     """submitit's local executor, with a sliding window of ``array_parallelism`` jobs.
 
     Each job is a separate process (submitit's local job controller) in
@@ -164,7 +300,7 @@ class BoundedLocalLauncher(BaseSubmititLauncher):
         return [by_index.get(i) or not_run_return(job_overrides[i]) for i in range(num_jobs)]
 
 
-class SlurmLauncher(submitit_launcher.SlurmLauncher):
+class SlurmLauncher(JobStops, submitit_launcher.SlurmLauncher):
     """hydra-submitit-launcher's SlurmLauncher (one job array per sweep) that waits for every job.
 
     Submission is the stock one. Then :func:`~.dead_jobs.wait_for_slurm_jobs` and
@@ -213,7 +349,6 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         from prereg.core.atomic import read_json
         from prereg.core.lease import current_owner
 
-        from .dead_jobs import _job_dir
         from .submission import (
             already_submitted_message,
             read_submission,
