@@ -3,9 +3,12 @@
 :class:`~.launcher.BoundedLocalLauncher` starts one process per job, so every job pays Python's
 start-up and JAX's import again (about 2 s each on a 2-core machine, more than an exp9 run
 computes). Here ``workers`` processes (default: the CPUs this process may use, at most one per
-job) are started once; each sets prereg up, imports the study's runner (JAX) while the sweep
-process is still planning, then takes jobs one at a time and runs each exactly as a submitit job
-does (Hydra's ``run_job`` on the job's sweep config), in the sweep's own run directories.
+job) are started once (by ``run.py``'s preflight, :func:`prestart`, else at the launcher's
+setup); each sets prereg up and imports the study's runner (JAX) while the sweep process is
+still planning, then takes jobs one at a time and runs each exactly as a submitit job does
+(Hydra's ``run_job`` on the job's sweep config), in the sweep's own run directories. The sweep
+process composes each job's config (once: Hydra's sweeper has just composed it to check it,
+:class:`prereg.sweep.overrides.ComposeOnce` keeps it) and sends it; workers compose nothing.
 
 Kept from the local launcher: the jobs run in the sweep's order as workers free up; the sweep
 waits for every job and returns their results in order; a worker that dies during a job (kill -9,
@@ -32,7 +35,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, setup_globals
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
-from omegaconf import open_dict
+from omegaconf import DictConfig, open_dict
 
 from .dead_jobs import (
     _record_dead_job,
@@ -76,7 +79,7 @@ class PoolLauncher(BaseSubmititLauncher):
         assert self.config is not None
         num_jobs = len(job_overrides)
         assert num_jobs > 0
-        size = max(1, min(num_jobs, int(self.params.get("workers") or available_cpus())))
+        size = pool_size(self.params.get("workers"), num_jobs)
         stop_after_failure = fail_fast(dict(self.params))
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -89,13 +92,16 @@ class PoolLauncher(BaseSubmititLauncher):
         return pool.run(job_overrides, initial_job_idx, stop_after_failure, size)
 
     def setup(self, **kwargs: Any) -> None:
-        """Hydra's setup, then start the workers at once: they import JAX while the sweep
-        process is still composing every job (Hydra's sweeper checks them all first)."""
+        """Hydra's setup, then the workers: those :func:`prestart` started, else new ones at
+        once, so they import JAX while the sweep process is still composing every job
+        (Hydra's sweeper checks them all first)."""
         super().setup(**kwargs)
         pool = _Pool(self)
         try:
-            for _ in range(int(self.params.get("workers") or available_cpus())):
-                pool.start_worker()
+            pool.adopt(_PRESTARTED)
+            if not pool.workers:
+                for _ in range(pool_size(self.params.get("workers"))):
+                    pool.start_worker()
         except Exception:  # noqa: BLE001 - launch() starts them again and reports a failure
             pool.close()
             return
@@ -107,18 +113,14 @@ class PoolLauncher(BaseSubmititLauncher):
         state.pop("_pool", None)
         return state
 
-    def run_one(self, overrides: Sequence[str], num: int, job_id: str) -> JobReturn:
-        """One job in this (worker) process: as ``BaseSubmititLauncher.__call__`` runs it, with
-        the worker's id as ``hydra.job.id`` (Hydra's singletons are set once per worker)."""
-        assert self.hydra_context is not None and self.config is not None
-        assert self.task_function is not None
+    def run_one(self, sweep_config: DictConfig, job_id: str) -> JobReturn:
+        """One job in this (worker) process on the sweep config the sweep process composed: as
+        ``BaseSubmititLauncher.__call__`` runs it, with the worker's id as ``hydra.job.id``
+        (Hydra's singletons are set once per worker)."""
+        assert self.hydra_context is not None and self.task_function is not None
         setup_globals()
-        sweep_config = self.hydra_context.config_loader.load_sweep_config(
-            self.config, list(overrides)
-        )
         with open_dict(sweep_config.hydra.job) as job:
             job.id = job_id
-            job.num = num
         return run_job(
             hydra_context=self.hydra_context,
             task_function=self.task_function,
@@ -127,31 +129,82 @@ class PoolLauncher(BaseSubmititLauncher):
             job_subdir_key="hydra.sweep.subdir",
         )
 
+    def job_config(self, overrides: Sequence[str], num: int) -> bytes:
+        """Job ``num``'s sweep config, pickled for a worker (composed once, in this process)."""
+        import cloudpickle
+
+        assert self.hydra_context is not None and self.config is not None
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(
+            self.config, list(overrides)
+        )
+        with open_dict(sweep_config.hydra.job) as job:
+            job.num = num
+        return cloudpickle.dumps(sweep_config)
+
+
+def pool_size(workers: Any, jobs: int | None = None) -> int:
+    """How many workers: ``workers`` (null: the CPUs this process may use), at most ``jobs``."""
+    size = int(workers or available_cpus())
+    return max(1, size if jobs is None else min(jobs, size))
+
+
+def _spawn(runner: str) -> SimpleNamespace:
+    """A worker process that imports ``runner`` at once, then waits for its launcher."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold JAX
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=worker_main, args=(child,), daemon=True)
+    proc.start()
+    child.close()
+    parent.send(runner)
+    return SimpleNamespace(proc=proc, conn=parent, job=None)
+
+
+#: Workers started before Hydra (:func:`prestart`), for the pool launcher's setup to adopt.
+_PRESTARTED: list[SimpleNamespace] = []
+
+
+def prestart(runner: str, count: int) -> None:
+    """Start ``count`` workers now, importing ``runner`` (the study's run function: JAX) while
+    the sweep process checks and composes the jobs; :meth:`PoolLauncher.setup` adopts them."""
+    for _ in range(count):
+        _PRESTARTED.append(_spawn(runner))
+
+
+def stop_prestarted() -> None:
+    """End the prestarted workers no launcher adopted (the sweep stopped before Hydra ran)."""
+    while _PRESTARTED:
+        w = _PRESTARTED.pop()
+        w.proc.terminate()
+        w.proc.join()
+        w.conn.close()
+
 
 class _Pool:
     """The sweep process's side: start workers, hand out jobs, collect results and deaths."""
 
     def __init__(self, launcher: PoolLauncher) -> None:
-        import multiprocessing
-
         import cloudpickle  # submitit's own pickler: the launcher travels as submitit sends it
 
         self.launcher = launcher
-        self.ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold JAX
-        runner = str(launcher.config.get("runner", "")) if launcher.config is not None else ""
-        self.payload = cloudpickle.dumps((launcher, Singleton.get_state(), runner))
+        self.runner = str(launcher.config.get("runner", "")) if launcher.config is not None else ""
+        self.payload = cloudpickle.dumps((launcher, Singleton.get_state()))
         self.workers: list[Any] = []
         self.retired: list[Any] = []
 
     def start_worker(self) -> Any:
-        parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=worker_main, args=(child,), daemon=True)
-        proc.start()
-        child.close()
-        parent.send_bytes(self.payload)
-        worker = SimpleNamespace(proc=proc, conn=parent, job=None)
+        worker = _spawn(self.runner)
+        worker.conn.send_bytes(self.payload)
         self.workers.append(worker)
         return worker
+
+    def adopt(self, started: list[SimpleNamespace]) -> None:
+        """Take over workers already started (:func:`prestart`); ``started`` is emptied."""
+        while started:
+            worker = started.pop(0)
+            worker.conn.send_bytes(self.payload)
+            self.workers.append(worker)
 
     def run(
         self, job_overrides: Sequence[Sequence[str]], first: int, fail_fast: bool, size: int
@@ -167,7 +220,7 @@ class _Pool:
             while len(self.workers) < size:
                 self.start_worker()
             for w in self.workers[size:]:  # more workers than jobs
-                w.conn.send(None)
+                w.conn.send_bytes(_STOP)
             self.retired, self.workers = self.workers[size:], self.workers[:size]
             while True:
                 for w in list(self.workers):
@@ -176,7 +229,8 @@ class _Pool:
                             self.workers.remove(w)
                             w = self.start_worker()
                         w.job = waiting.popleft()
-                        w.conn.send((list(job_overrides[w.job]), first + w.job))
+                        w.conn.send_bytes(self.launcher.job_config(job_overrides[w.job],
+                                                                   first + w.job))  # fmt: skip
                 busy = [w for w in self.workers if w.job is not None]
                 if not busy:
                     break
@@ -218,7 +272,7 @@ class _Pool:
         """Tell every worker to end; wait for it (then kill one that does not)."""
         for w in self.workers:
             try:
-                w.conn.send(None)
+                w.conn.send_bytes(_STOP)
             except (OSError, ValueError):
                 pass
         for w in self.workers + self.retired:
@@ -231,8 +285,9 @@ class _Pool:
 
 
 def worker_main(conn: Connection) -> None:
-    """A worker process: set prereg up, import the study's runner, then run jobs until told to
-    stop. Each job's JobReturn goes back pickled (an unpicklable one as its exception's text)."""
+    """A worker process: set prereg up, import the study's runner, take its launcher, then run
+    jobs until told to stop. Each job's JobReturn goes back pickled (an unpicklable one as its
+    exception's text)."""
     from prereg.core.signals import install_interrupt_handlers
 
     install_interrupt_handlers()
@@ -242,8 +297,7 @@ def worker_main(conn: Connection) -> None:
     from prereg.sweep.app import setup
 
     setup()
-    launcher, singletons, runner = cloudpickle.loads(conn.recv_bytes())
-    Singleton.set_state(singletons)
+    runner = conn.recv()
     if runner:  # imported once here, while the sweep process plans (JAX for exp9 and PPO)
         from prereg.sweep.dispatch import resolve_runner
 
@@ -251,15 +305,33 @@ def worker_main(conn: Connection) -> None:
             resolve_runner(runner)
         except Exception:  # noqa: BLE001 - the job itself will say what is wrong
             pass
+    payload = _receive(conn)
+    if not payload:  # never adopted: the sweep stopped before its launcher started
+        return
+    launcher, singletons = cloudpickle.loads(payload)
+    Singleton.set_state(singletons)
     job_id = f"pool_{os.getpid()}"
-    while (msg := conn.recv()) is not None:
-        overrides, num = msg
-        ret = launcher.run_one(overrides, num, job_id)
+    while data := _receive(conn):
+        sweep_config = cloudpickle.loads(data)
+        ret = launcher.run_one(sweep_config, job_id)
         try:
             data = cloudpickle.dumps(ret)
         except Exception as exc:  # noqa: BLE001 - e.g. an exception that does not pickle
             value = getattr(ret, "_return_value", None)
-            failed = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
+            overrides = list(sweep_config.hydra.overrides.task)
+            failed = JobReturn(overrides=overrides, status=JobStatus.FAILED)
             failed.return_value = RuntimeError(f"{value!r} (result not picklable: {exc})")
             data = cloudpickle.dumps(failed)
         conn.send_bytes(data)
+
+
+#: What tells a worker to end (a job is its pickled config: never empty).
+_STOP = b""
+
+
+def _receive(conn: Connection) -> bytes:
+    """The next message for a worker; :data:`_STOP` once the sweep process has gone."""
+    try:
+        return conn.recv_bytes()
+    except (EOFError, OSError):
+        return _STOP

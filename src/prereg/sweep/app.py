@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prereg.core.registration import CONF_DIR
@@ -66,26 +68,51 @@ def setup() -> None:
 
 def preflight(argv: list[str]) -> int | None:
     """Everything checked before Hydra starts, from ONE plan of the command line: the config
-    of every job (or of every sweep bound), then the output directory; then the study's sweep
-    order.  The plan is kept for the sweep manifest.  The exit status on bad input, else None.
+    of every job (or of every sweep bound), the study's sweep order and default launcher, then
+    the output directory (composed with the command line Hydra gets: one composition for both).
+    The plan is kept for the sweep manifest and for Hydra's config loader (:func:`hydra_uses`);
+    a pool sweep's workers start here, importing the study while Hydra composes (:mod:`.pool`).
+    The exit status on bad input, else None.
     """
     from prereg.sweep import precheck
     from prereg.sweep import preflight as planning
-    from prereg.sweep.default_launcher import with_default_launcher
+    from prereg.sweep.default_launcher import prestart_pool, with_default_launcher
     from prereg.sweep.order import study_sweep_order
     from prereg.sweep.outputdir import check_output_dir
 
-    status, plan = precheck.check(argv, CONF_DIR)
+    # the default launcher first (exp9: worker processes on a multi-core machine): it is one
+    # of the overrides every job is composed with
+    status, plan = precheck.check(argv, CONF_DIR, prepare=with_default_launcher)
     if status or plan is None:
         planning.remember(None)
         return status
+    sys.argv[1:] = study_sweep_order(plan)  # e.g. the ladder's registered order
     status = check_output_dir(plan)
     if status:
         return status
-    study_sweep_order(plan)  # e.g. the ladder's registered order
-    sys.argv[1:] = with_default_launcher(plan)  # exp9: worker processes on a multi-core machine
+    prestart_pool(plan)
     planning.remember(plan)
     return None
+
+
+@contextmanager
+def hydra_uses(loader: Any) -> Iterator[None]:
+    """Hydra composes with ``loader`` (the preflight's, which composes each config once) instead
+    of a fresh loader of its own, when both search the same config path; restored after."""
+    import hydra._internal.hydra as hydra_internal
+
+    made = hydra_internal.ConfigLoaderImpl
+
+    def same_search_path(config_search_path: Any) -> Any:
+        if loader is not None and str(config_search_path) == str(loader.config_search_path):
+            return loader
+        return made(config_search_path=config_search_path)
+
+    hydra_internal.ConfigLoaderImpl = same_search_path  # type: ignore[assignment,misc]
+    try:
+        yield
+    finally:
+        hydra_internal.ConfigLoaderImpl = made  # type: ignore[misc]
 
 
 def split_flags(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -108,6 +135,7 @@ def cli(argv: list[str]) -> int:
 
     from prereg.core.atomic import CannotWrite
     from prereg.core.signals import RunInterrupted, interrupted_message
+    from prereg.sweep import preflight as planning
 
     flags, argv = split_flags(argv)
     saved = {FLAGS[f]: os.environ.get(FLAGS[f]) for f in FLAGS}
@@ -121,7 +149,9 @@ def cli(argv: list[str]) -> int:
         if status:
             return status
         logging.raiseExceptions = False  # a log line the disk refuses is not the run's error
-        hydra_main()()
+        plan = planning.current_plan()
+        with hydra_uses(plan.loader if plan is not None else None):
+            hydra_main()()
         return outcome.exit_status()
     except RunInterrupted as exc:
         print(interrupted_message(exc), file=sys.stderr)
@@ -130,6 +160,9 @@ def cli(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
+        from prereg.sweep.default_launcher import stop_prestarted
+
+        stop_prestarted()  # pool workers no launcher took (the sweep stopped before Hydra)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

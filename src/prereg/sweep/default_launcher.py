@@ -53,5 +53,35 @@ def with_default_launcher(plan: Plan, cpus: int | None = None) -> list[str]:
     exp = experiment_or_none(str(cfg.get("runner")))
     if exp is None or not exp.one_core_jobs:
         return plan.argv
-    plan.argv = [*plan.argv, POOL]
+    plan.argv, plan.overrides = [*plan.argv, POOL], [*plan.overrides, POOL]
     return plan.argv
+
+
+def prestart_pool(plan: Plan) -> int:
+    """Start a pool sweep's workers now (how many: :func:`pool_size`), so that they import the
+    study (JAX) while this process composes the jobs for Hydra; the launcher adopts them. The
+    number started (0: not a pool sweep, or its configs do not compose: Hydra says why)."""
+    from hydra.types import RunMode
+
+    if not (plan.multirun and plan.jobs and POOL in plan.overrides):
+        return 0
+    try:
+        job = plan.loader.load_configuration(plan.config_name, plan.jobs[0], RunMode.RUN)
+        hydra_overrides = plan.hydra_overrides
+        master = plan.loader.load_configuration(plan.config_name, hydra_overrides, RunMode.MULTIRUN)
+    except Exception:  # noqa: BLE001 - Hydra reports it; the launcher starts its own workers
+        return 0
+    from hydra_plugins.prereg_launchers.pool import pool_size, prestart
+
+    count = pool_size(master.hydra.launcher.get("workers"), len(plan.jobs))
+    prestart(str(job.get("runner", "")), count)
+    return count
+
+
+def stop_prestarted() -> None:
+    """End pool workers started for a sweep that never reached its launcher (bad input)."""
+    import sys
+
+    pool = sys.modules.get("hydra_plugins.prereg_launchers.pool")
+    if pool is not None:
+        pool.stop_prestarted()

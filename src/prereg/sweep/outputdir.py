@@ -69,7 +69,7 @@ def check_output_dir(plan: Plan) -> int | None:
     loader, multirun = plan.loader, plan.multirun
     mode = RunMode.MULTIRUN if multirun else RunMode.RUN
     try:
-        cfg = loader.load_configuration(plan.config_name, plan.overrides, mode)
+        cfg = loader.load_configuration(plan.config_name, plan.hydra_overrides, mode)
         node = "sweep" if multirun else "run"
         raw = str(OmegaConf.to_container(cfg.hydra[node], resolve=False)["dir"])
     except Exception:  # noqa: BLE001 - a config Hydra cannot compose: Hydra says why
@@ -83,7 +83,7 @@ def check_output_dir(plan: Plan) -> int | None:
     if not existing:
         return None
     for job in precheck.covering_jobs(plan.probes):
-        job_cfg = loader.load_configuration(plan.config_name, job, RunMode.RUN)
+        job_cfg = loader.load_configuration(plan.config_name, plan.hydra_job(job), RunMode.RUN)
         reg = registration_of(job_cfg)
         if reg is None or registration_hash(reg) in existing:
             continue

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -266,12 +268,20 @@ def blame(loader, config_name: str, job: list[str], err: ConfigError) -> ConfigE
     return err
 
 
-def check(argv: list[str], conf_dir: Path | str, config_name: str = "config"):
+def check(
+    argv: list[str],
+    conf_dir: Path | str,
+    config_name: str = "config",
+    prepare: Callable[[Any], object] | None = None,
+):
     """Plan and validate the command line: ``(status, plan)``.
 
     On bad input one line is printed and the status is 2 (plan None); a command line that only
     asks Hydra for information (``--help``, ``--cfg``...) gives ``(None, None)``; otherwise
     ``(None, plan)``: the :class:`~prereg.sweep.preflight.Plan` every later check uses.
+    ``prepare(plan)`` runs before the jobs are composed (the default launcher, which changes
+    Hydra's overrides); each job is composed as Hydra will compose it (:meth:`Plan.hydra_job`),
+    so Hydra reuses the composition instead of repeating it.
     """
     from prereg.sweep import preflight
 
@@ -289,8 +299,10 @@ def check(argv: list[str], conf_dir: Path | str, config_name: str = "config"):
         probes = plan.probes
         if not probes:
             raise ConfigError("command line", "the sweep expands to no job")
+        if prepare is not None:
+            prepare(plan)
         for job in covering_jobs(probes):
-            _compose_and_validate(loader, config_name, job)
+            _compose_and_validate(loader, config_name, plan.hydra_job(job))
     except Exception as exc:  # noqa: BLE001 - every problem becomes one line
         interrupt = interrupt_behind(exc) or raised_interrupt(signals_before)
         if interrupt is not None:  # a signal, not bad input: stop as the signal says

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prereg.sweep.overrides import typed_key
+
 #: The plan of the command line this process is running (set by :func:`remember`).
 _CURRENT: Plan | None = None
 
@@ -38,6 +40,23 @@ class Plan:
     @property
     def basic(self) -> bool:
         return self.sweeper == "basic"
+
+    @property
+    def hydra_overrides(self) -> list[str]:
+        """The overrides Hydra composes this command's own config with: the command line's, and
+        the ``hydra.mode`` Hydra adds unless the command line sets it (:func:`hydra_job`)."""
+        if any(typed_key(o) == "hydra.mode" for o in self.overrides):
+            return list(self.overrides)
+        return [*self.overrides, f"hydra.mode={'MULTIRUN' if self.multirun else 'RUN'}"]
+
+    def hydra_job(self, job: list[str]) -> list[str]:
+        """``job``'s overrides in the form Hydra composes the job with (its sweeper's check and
+        its launcher: the command's ``hydra...`` overrides, then the job's others), so the
+        preflight's composition of it is the one Hydra's config loader reuses."""
+        if not self.multirun:
+            return self.hydra_overrides
+        own = [o for o in self.hydra_overrides if is_hydra_override(o)]
+        return [*own, *(o for o in job if not is_hydra_override(o))]
 
     @property
     def sweeps(self) -> list[Any]:
@@ -63,6 +82,11 @@ class Plan:
                     [value if t == o.input_line else firsts.get(t, t) for t in self.overrides]
                 )
         return probes
+
+
+def is_hydra_override(override: str) -> bool:
+    """Whether Hydra files ``override`` under ``hydra.overrides.hydra`` (not the task's)."""
+    return typed_key(override).startswith(("hydra.", "hydra/"))
 
 
 def _probe_values(override: Any) -> list[str]:
@@ -202,6 +226,11 @@ def remember(p: Plan | None) -> None:
     """Keep ``p`` as this process's plan (the sweep manifest reads it)."""
     global _CURRENT
     _CURRENT = p
+
+
+def current_plan() -> Plan | None:
+    """This process's plan (:func:`remember`), whatever its jobs."""
+    return _CURRENT
 
 
 def task_overrides(overrides: list[str]) -> list[str]:
