@@ -45,21 +45,24 @@ def fd_check(
     |FD_h - AD| / max(|AD|, |FD_h|) with FD_h = (rho(theta + h u) - rho(theta - h u)) / (2h) and
     AD = grad(rho) . u. Directions come from numpy `default_rng(seed)`, one normal [K] draw each.
     grad_norm is ||dKL/dtheta||: the gate applies only where it is >= 1e-3 (near a stationary
-    point FD of rho is dominated by rounding)."""
-    theta = jnp.asarray(theta, dtype=jnp.float64)
+    point FD of rho is dominated by rounding).
+
+    The perturbations and differences are numpy/Python float64 arithmetic (elementwise, so the
+    same numbers as JAX's): JAX would compile each of those small ops anew in every process and
+    cell, which cost more than the check itself."""
+    theta = np.asarray(theta, dtype=np.float64)
     log_q = jnp.asarray(log_q, dtype=jnp.float64)
     rho, drho, gnorm = _rho_and_grads(theta, log_q, n, m)
     rng = np.random.default_rng(seed)
     per_direction = []
     for _ in range(n_dirs):
         u = rng.standard_normal(theta.shape[0])
-        u = jnp.asarray(u / np.linalg.norm(u))
-        ad = float(drho @ u)
+        u = u / np.linalg.norm(u)
+        ad = float(drho @ jnp.asarray(u))
         best = None
         for h in hs:
-            fd = float(
-                (_rho(theta + h * u, log_q, n, m) - _rho(theta - h * u, log_q, n, m)) / (2 * h)
-            )
+            up, down = _rho(theta + h * u, log_q, n, m), _rho(theta - h * u, log_q, n, m)
+            fd = (float(up) - float(down)) / (2 * h)
             den = max(abs(ad), abs(fd), np.finfo(np.float64).tiny)
             rel = abs(fd - ad) / den
             if best is None or rel < best["rel_err"]:
