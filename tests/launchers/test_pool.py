@@ -68,6 +68,45 @@ def test_pool_metrics_equal_the_sequential_launchers_byte_for_byte(tmp_path: Pat
         )
 
 
+_COUNT_COMPOSITIONS = """
+import json, sys
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+composed = []
+original = ConfigLoaderImpl._load_configuration_impl
+def counting(self, config_name, overrides, run_mode, *args, **kwargs):
+    composed.append([list(overrides), run_mode.name])
+    return original(self, config_name, overrides, run_mode, *args, **kwargs)
+ConfigLoaderImpl._load_configuration_impl = counting
+from prereg.sweep.app import cli
+status = cli(sys.argv[1:])
+print("COMPOSED " + json.dumps(composed))
+sys.exit(status)
+"""
+
+
+@pytest.mark.slow
+def test_a_pool_sweep_composes_each_config_once(tmp_path: Path) -> None:
+    """Preflight, Hydra's sweeper and the launcher share one composition per job (Hydra alone
+    composes every job twice, and each pool worker composed its jobs a third time)."""
+    jobs = ["arm=baseline,primary,secondary", "cell=n4m2"]
+    argv = ["-m", *jobs, "registration.step_cap=5", "hydra/launcher=pool",
+            "hydra.launcher.workers=2", f"hydra.sweep.dir={tmp_path}"]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", _COUNT_COMPOSITIONS, *argv],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("COMPOSED "))
+    composed = [(tuple(o), mode) for o, mode in json.loads(line.removeprefix("COMPOSED "))]
+    assert len(composed) == len(set(composed)), composed  # nothing composed twice
+    for arm in ("baseline", "primary", "secondary"):  # each job once, as Hydra composes it
+        forms = [o for o, mode in composed if mode == "RUN" and f"arm={arm}" in o]
+        assert sum("hydra.mode=MULTIRUN" in o for o in forms) == 1, forms
+    assert len(composed) <= 3 + 3  # the jobs, the first job to find the study, 2 sweep configs
+    runs = [d for d in tmp_path.iterdir() if d.name.startswith("arm=")]
+    assert len(runs) == 3 and all((d / "metrics.csv").exists() for d in runs)
+
+
 @pytest.mark.slow
 def test_a_killed_worker_fails_its_job_and_a_fresh_one_takes_the_next(tmp_path: Path) -> None:
     steps = 200

@@ -192,12 +192,24 @@ class _Pool:
         self.payload = cloudpickle.dumps((launcher, Singleton.get_state()))
         self.workers: list[Any] = []
         self.retired: list[Any] = []
+        self.warming: Any = None  # the thread importing the verdict's modules
 
     def start_worker(self) -> Any:
         worker = _spawn(self.runner)
         worker.conn.send_bytes(self.payload)
         self.workers.append(worker)
         return worker
+
+    def warm_verdict(self) -> None:
+        """Once no job waits, import what the verdict needs in a thread of this (otherwise
+        idle) process while the last jobs run (:func:`prereg.sweep.callbacks.warm_verdict`)."""
+        if self.warming is None:
+            import threading
+
+            from prereg.sweep.callbacks import warm_verdict
+
+            self.warming = threading.Thread(target=warm_verdict, args=(self.runner,), daemon=True)
+            self.warming.start()
 
     def adopt(self, started: list[SimpleNamespace]) -> None:
         """Take over workers already started (:func:`prestart`); ``started`` is emptied."""
@@ -234,6 +246,8 @@ class _Pool:
                 busy = [w for w in self.workers if w.job is not None]
                 if not busy:
                     break
+                if not waiting or stop:
+                    self.warm_verdict()
                 ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
                 for w in busy:
                     if w.conn not in ready and w.proc.sentinel not in ready:

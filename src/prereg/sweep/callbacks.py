@@ -93,6 +93,22 @@ class VerdictCallback(Callback):
         print(f"\nverdict written to {sweep_dir / 'verdict.md'} and verdict.json")
 
 
+def warm_verdict(runner: str) -> None:
+    """Import what the verdict of ``runner``'s study will need (its writer, the status view,
+    matplotlib through the shared plotting module), so that a launcher with idle time (the pool
+    once no job waits) takes these imports off the end of the sweep. Never raises."""
+    import importlib
+
+    try:
+        exp = experiment_or_none(runner)
+        if exp is not None and exp.verdict is not None:
+            exp.verdict_writer()
+            importlib.import_module("prereg.core.plotting")
+        importlib.import_module("prereg.reports.status")
+    except Exception as exc:  # noqa: BLE001 - the verdict itself will say what is wrong
+        log.debug("verdict imports not warmed: %s", one_line(exc))
+
+
 def closing_check(sweep_dir: Path, data: dict[str, Any] | None = None) -> int:
     """The sweep's last line, read from its run directories, and ``run.py``'s exit status:
     0 when every job completed (or was skipped), else 1 and the line names the others.
