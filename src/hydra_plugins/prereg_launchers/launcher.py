@@ -177,10 +177,13 @@ class JobStops(BaseSubmititLauncher):
                 return super().__call__(*args)
             except RunInterrupted as exc:
                 if not stops.stop(exc).handed_on:  # it landed outside the run's guard
+                    # where the run is, worked out before submitit requeues (SLURM then
+                    # kills the task after its KillWait); written once it has
+                    where = job_run_dir(self, sweep_overrides, job_num, singleton_state)
                     try:
                         exc.hand_on()
                     finally:
-                        record_stop(self, sweep_overrides, job_num, singleton_state, exc)
+                        record_stop(where, exc)
                 raise
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
@@ -195,33 +198,43 @@ class JobStops(BaseSubmititLauncher):
 
             signum = signal.Signals[f"SIG{submitit.JobEnvironment.USR_SIG}"]
             note_submitit_requeue()
-            record_stop(self, args[0], args[2], args[4], RunInterrupted(signum))
+            record_stop(job_run_dir(self, args[0], args[2], args[4]), RunInterrupted(signum))
         return super().checkpoint(*args, **kwargs)
 
 
-def record_stop(
+def job_run_dir(
     launcher: BaseSubmititLauncher,
     overrides: Sequence[str],
     num: int,
     singleton_state: dict[Any, Any],
-    exc: RunInterrupted,
-) -> None:
-    """Record in the job's ``run.json`` a stop by ``exc`` (a signal) outside the run's own
-    guard: ``requeued`` when the job is requeued, else ``failed``
-    (:func:`~prereg.core.rundir.record_interrupted`).  A run that finished (completed,
-    halted, skipped) or that another live process owns is left as it is; a record the run
-    never wrote gets its job fields, so status views find it.  Never raises: logged."""
+) -> tuple[Path, dict[str, Any]] | None:
+    """In a job's process: its run directory and ``run.json["job"]``, composed as the job's
+    call composes them (:func:`~.dead_jobs._job_dir`); None, logged, if that fails."""
     import submitit
-
-    from prereg.core.atomic import read_json
-    from prereg.core.lease import current_owner
-    from prereg.core.rundir import RunDir, record_interrupted, slurm_ids
 
     try:
         Singleton.set_state(singleton_state)  # as the job's call does (it may not have yet)
         setup_globals()
-        job_id = submitit.JobEnvironment().job_id
-        run_dir, job = _job_dir(launcher, overrides, num, job_id)
+        return _job_dir(launcher, overrides, num, submitit.JobEnvironment().job_id)
+    except Exception as err:  # noqa: BLE001 - the stop itself must go on
+        log.error(f"could not work out the run directory of job #{num}: {err}")
+        return None
+
+
+def record_stop(where: tuple[Path, dict[str, Any]] | None, exc: RunInterrupted) -> None:
+    """Record in ``run.json`` of ``where`` (:func:`job_run_dir`) a stop by ``exc`` outside the
+    run's own guard: ``requeued`` when the job is being requeued, else ``failed``
+    (:func:`~prereg.core.rundir.record_interrupted`).  A run that finished (completed,
+    halted, skipped) or that another live process owns is left as it is; a record the run
+    never wrote gets its job fields, so status views find it.  Never raises: logged."""
+    from prereg.core.atomic import read_json
+    from prereg.core.lease import current_owner
+    from prereg.core.rundir import RunDir, record_interrupted, slurm_ids
+
+    if where is None:
+        return
+    run_dir, job = where
+    try:
         previous = read_json(run_dir / "run.json") or {}
         if previous.get("status") in SETTLED or current_owner(run_dir) is not None:
             return
@@ -230,7 +243,7 @@ def record_stop(
             rd.update(job=job, slurm=slurm_ids())
         record_interrupted(rd, exc, 0.0)
     except Exception as err:  # noqa: BLE001 - the stop itself must go on
-        log.error(f"could not record the stop of job #{num} ({exc}): {err}")
+        log.error(f"could not record the stop in {run_dir} ({exc}): {err}")
 
 
 class BoundedLocalLauncher(JobStops):
