@@ -163,6 +163,36 @@ def test_a_moved_sweep_still_gives_its_verdict_best_state_compare_and_eval(rejec
 
 
 @pytest.mark.slow
+def test_a_control_job_joins_the_sweeps_verdict_and_is_never_adopted(parallel, tmp_path):
+    sweep = tmp_path / "sweep"
+    shutil.copytree(parallel, sweep)
+    before = verdict(sweep)["decision"]
+    gates = [g for g in GATES if not g.startswith("hydra.")]
+    proc = run_cli(
+        "experiment=ppo_ladder", "ladder.control=true", *TINY, *gates, PASS_ALL,
+        f"hydra.run.dir={sweep / 'control'}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((sweep / "control" / "summary.json").read_text())
+    assert summary["candidate"] == "control" and summary["grade"]["passed"] is True
+    assert summary["hparams"] == {
+        "lr": 3e-4,
+        "value_coef": 0.5,
+        "entropy_coef": 0.01,
+        "clip_range": 0.2,
+    }
+    again = prereg_cli("verdict", str(sweep))
+    assert again.returncode == 0, again.stderr
+    v = verdict(sweep)
+    assert v["decision"] == before  # reported, never adopted
+    assert v["control"]["graded"] and v["control"]["sentence"].startswith("passes all three")
+    assert (
+        "## Control: the registered set-up at the default hparams"
+        in (sweep / "verdict.md").read_text()
+    )
+
+
+@pytest.mark.slow
 def test_a_plain_ppo_run_takes_a_candidate_by_hand(tmp_path):
     out = tmp_path / "vc"
     proc = run_cli(
@@ -198,7 +228,7 @@ def test_a_plain_ppo_run_takes_a_candidate_by_hand(tmp_path):
         (
             ["candidate=lr1e4", "ladder.mode=serial"],
             "ladder.mode: unknown value 'serial' (did you mean sequential?) "
-            "(allowed: sequential, parallel)",
+            "(allowed: sequential, parallel, vmapped)",
         ),
         (["candidate=lr1e4", "ppo.lr=5e-4"], "ppo.lr: candidate lr1e4 sets it to 0.0001"),
         (["candidate=lr1e4", "eval=seed_20000"], "eval: the ladder evaluates at the registered"),

@@ -194,6 +194,12 @@ def guarded_run(
             record_interrupted(rundir, exc, time.perf_counter() - tic)
         raise
     except BaseException as exc:
+        handed = exc.__context__ if isinstance(exc, SystemExit) else None
+        if isinstance(handed, RunInterrupted) and handed.handed_on:
+            # the body handed its interrupt on (a vmapped ladder records its candidates after
+            # submitit's requeue): the SystemExit of that handler is the interrupt
+            record_interrupted(rundir, handed, time.perf_counter() - tic)
+            raise
         record_failure(rundir, exc, time.perf_counter() - tic)
         unwritable = cannot_write(exc, rundir.path)
         if unwritable is not None and unwritable is not exc:

@@ -74,8 +74,14 @@ def _is_run_dir(path: Path) -> bool:
     return (path / "run.json").is_file() or (path / ".hydra").is_dir()
 
 
+def _nested_runs(run: Path) -> list[Path]:
+    """Run directories directly inside a run directory (a vmapped ladder job's candidates)."""
+    return [c.resolve() for c in sorted(run.iterdir()) if c.is_dir() and (c / "run.json").is_file()]
+
+
 def find_runs(paths: list[str | Path], max_depth: int = 3) -> list[RunInfo]:
-    """Run directories under each path (a run dir, a sweep dir, or a glob), sorted by path."""
+    """Run directories under each path (a run dir, a sweep dir, or a glob), sorted by path;
+    a run directory's own run directories too (``ladder.mode=vmapped``'s candidates)."""
     found: dict[Path, None] = {}
     for raw in paths:
         matches = [Path(p) for p in glob.glob(str(raw))] or [Path(raw)]
@@ -84,6 +90,7 @@ def find_runs(paths: list[str | Path], max_depth: int = 3) -> list[RunInfo]:
                 continue
             if _is_run_dir(root):
                 found[root.resolve()] = None
+                found.update(dict.fromkeys(_nested_runs(root)))
                 continue
             frontier = [root]
             for _ in range(max_depth):
@@ -94,6 +101,7 @@ def find_runs(paths: list[str | Path], max_depth: int = 3) -> list[RunInfo]:
                             continue
                         if _is_run_dir(child):
                             found[child.resolve()] = None
+                            found.update(dict.fromkeys(_nested_runs(child)))
                         else:
                             nxt.append(child)
                 frontier = nxt

@@ -19,6 +19,9 @@ from prereg.core.errors import ConfigError
 
 #: The knobs a Path-B candidate may change (seed 003 section 1: "hparam fixes only").
 KNOBS = ("lr", "value_coef", "entropy_coef", "clip_range")
+#: the vmapped ladder's control member (``ladder.control=true``): the registered set-up at the
+#: default hparams, no registered change; reported beside the candidates, never adopted
+CONTROL = "control"
 
 
 def registered_names(registration: Mapping[str, Any]) -> list[str]:
@@ -36,7 +39,7 @@ def candidate_name(cfg: DictConfig) -> str | None:
 def candidate_changes(cfg: DictConfig) -> dict[str, float]:
     """``registration.candidates.<name>.set`` of the selected candidate ({} without one)."""
     name = candidate_name(cfg)
-    if name is None:
+    if name is None or name == CONTROL:
         return {}
     cands = cfg.registration.get("candidates") or {}
     if name not in cands:

@@ -106,15 +106,20 @@ class CandidateConf:
 
 
 class LadderMode(Choice):
-    """``sequential``: the seed's one-at-a-time protocol; ``parallel``: all at once (SLURM)."""
+    """``sequential``: the seed's one-at-a-time protocol; ``parallel``: all at once (SLURM);
+    ``vmapped``: one job trains every candidate (x seeds) in one jitted program."""
 
     sequential = "sequential"
     parallel = "parallel"
+    vmapped = "vmapped"
 
 
 @dataclass
 class LadderConf:
     mode: LadderMode = LadderMode.sequential
+    #: vmapped mode: also train the control (the registered set-up at the default hparams),
+    #: reported in the verdict, never adopted
+    control: bool = False
 
 
 @dataclass

@@ -47,7 +47,13 @@ def evaluation_headline(evaluation: dict[str, Any]) -> str:
 
 
 def headline(summary: dict[str, Any]) -> str:
-    """A PPO run: its final deterministic eval; a ladder run adds its Path-B grade."""
+    """A PPO run: its final deterministic eval; a ladder run adds its Path-B grade; a vmapped
+    ladder job (every candidate in one program) its verdict."""
+    if summary.get("ladder_mode") == "vmapped" and "verdict" in summary:
+        return (
+            f"{len(summary['candidates'])} candidates in one program "
+            f"({summary['members']} members); {summary['verdict']}"
+        )
     line = evaluation_headline(summary["evaluation"])
     grade = summary.get("grade")
     if isinstance(grade, dict) and "passed" in grade:
@@ -83,7 +89,7 @@ EXPERIMENTS = [
         config=LadderStudyConfig,
         registration=PPORegistration,
         registration_schemas=V2_SCHEMAS,
-        run="prereg.ppo.ladder_runner:run",
+        run="prereg.ppo.ladder_vmapped:run",  # one candidate, or every one (vmapped)
         validate="prereg.ppo.validate:validate_ppo_ladder",
         verdict="prereg.ppo.ladder_verdict:write_verdict",
         figures=figures,

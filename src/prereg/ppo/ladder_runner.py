@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from prereg.core.atomic import atomic_write_json
 from prereg.core.checks import typed_registration
@@ -35,7 +35,7 @@ from prereg.core.registration import registration_hash, to_plain
 from prereg.core.rundir import RunDir, RunSkipped
 from prereg.core.rundirs import find_runs
 from prereg.ppo import runner as ppo_runner
-from prereg.ppo.candidates import candidate_name, registered_names
+from prereg.ppo.candidates import CONTROL, candidate_name, registered_names
 from prereg.ppo.config import PPORegistration
 from prereg.ppo.ladder import Grade
 from prereg.ppo.ladder_verdict import LADDER, candidate_of, experiment_of, grade_files, grade_run
@@ -45,7 +45,10 @@ _SETTING_EXCLUDED = ("candidate", "ladder.mode", "logger")  # logging changes no
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train and grade one candidate in ``run_dir`` (or skip it, in sequential mode)."""
+    """Train and grade one candidate in ``run_dir`` (or skip it, in sequential mode), or the
+    control with ``ladder.control=true`` (every candidate at once: ``ladder_vmapped``)."""
+    if cfg.ladder.control:  # the control job: the registered set-up at the default hparams
+        cfg = OmegaConf.merge(cfg, {"candidate": {"name": CONTROL}})  # type: ignore[assignment]
     return ppo_runner.run_ppo(cfg, run_dir, LADDER, train_and_grade)
 
 
@@ -97,14 +100,20 @@ def train_and_grade(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
     reg = to_plain(typed_registration(cfg, PPORegistration))
     name = str(candidate_name(cfg))
     sweep_dir = _sweep_dir()
-    if cfg.ladder.mode == "sequential" and sweep_dir is not None:
+    if cfg.ladder.mode == "sequential" and sweep_dir is not None and name != CONTROL:
         passed = earlier_pass(sweep_dir, rd.path, name, reg)
         if passed is not None:
             raise RunSkipped(
                 f"earlier candidate {passed[0]} passed all three stages in this sweep "
                 "(sequential ladder)"
             )
-    summary = ppo_runner.train(cfg, rd)
+    return grade_and_record(cfg, rd, ppo_runner.train(cfg, rd))
+
+
+def grade_and_record(cfg: DictConfig, rd: RunDir, summary: dict[str, Any]) -> dict[str, Any]:
+    """A trained candidate's stage-3 eval and grade, added to its ``summary.json``."""
+    reg = to_plain(typed_registration(cfg, PPORegistration))
+    name = str(candidate_name(cfg))
     s3 = reg["stage3"]
     stage3_eval, _ = ppo_runner.eval_checkpoint(
         rd.path / "checkpoints" / "final", rd.path, int(s3["seed_start"]), int(s3["n_seeds"])

@@ -8,7 +8,11 @@ runs.  A candidate whose run failed, halted, was skipped, is still pending or is
 "not graded" with its reason.  The verdict printed at the end of a multirun and
 ``python -m prereg verdict <dir>`` agree, whatever ``ladder.mode`` ran the jobs.
 
-Why one file of ~600 lines: the ladder's decision, Path A's best state and their Markdown read
+A control run (``candidate=control``: the default hparams, ``ladder.control=true``) is graded
+by the same stages in a section of its own and never adopted; the candidates of a
+``ladder.mode=vmapped`` job live inside its run directory, and the job's own run is none of them.
+
+Why one file of ~700 lines: the ladder's decision, Path A's best state and their Markdown read
 the same run records (grades, evaluations, setup deviations); the stage tests themselves are pure
 functions in :mod:`prereg.ppo.ladder`, the plots in :mod:`prereg.ppo.ladder_plots`.
 """
@@ -27,7 +31,7 @@ from prereg.core.exploration import mark as mark_exploratory
 from prereg.core.registration import load_registered, registration_line, registration_status
 from prereg.core.rundirs import RunInfo, by_registration, find_runs
 from prereg.ppo import ladder_v2
-from prereg.ppo.candidates import registered_names
+from prereg.ppo.candidates import CONTROL, registered_names
 from prereg.ppo.config import PPOConf
 from prereg.ppo.ladder import (
     NOT_REACHED,
@@ -364,6 +368,45 @@ def _candidates(
     return table, decision
 
 
+def _is_program(run: RunInfo) -> bool:
+    """A ``ladder.mode=vmapped`` job's own run: it trains candidates, it is none of them."""
+    return candidate_of(run) is None and (
+        (run.summary or {}).get("ladder_mode") == "vmapped"
+        or "ladder.mode=vmapped" in run.overrides
+    )
+
+
+def _control(runs: Sequence[RunInfo], reg: Mapping[str, Any]) -> dict[str, Any]:
+    """The control run (default hparams on the registered set-up): its grade, never adopted."""
+    if len(runs) > 1:
+        return {
+            "run": None,
+            "graded": False,
+            "grade": None,
+            "sentence": (f"{len(runs)} control runs: {', '.join(r.path.name for r in runs)}"),
+        }
+    g = grade_run(runs[0], reg)
+    if not isinstance(g, Grade):
+        sentence = f"not graded ({g})"
+    elif g.passed:
+        sentence = (
+            "passes all three stages at the default hparams: the instability the ladder exists "
+            "to fix did not appear in this run"
+        )
+    else:
+        sentence = (
+            f"fails Stage {g.failed_stage} at the default hparams: the instability the ladder "
+            "exists to fix is there"
+        )
+    return {
+        "run": str(runs[0].path),
+        "status": runs[0].status,
+        "graded": isinstance(g, Grade),
+        "grade": g.to_dict() if isinstance(g, Grade) else None,
+        "sentence": sentence,
+    }
+
+
 def _sentence(decision: Decision, reg: Mapping[str, Any], exploratory: bool = False) -> str:
     if exploratory:  # stage results on this set-up, never an adoption or a rejection
         note = "exploratory: not the registered set-up"
@@ -406,7 +449,8 @@ def _trust_data(
 def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
     """The full ladder verdict as a JSON-able dict (see the module docstring)."""
     sweep_dir = Path(sweep_dir)
-    runs = [r for r in find_runs([sweep_dir]) if experiment_of(r) == LADDER]
+    # a vmapped ladder job's own run (no candidate) holds its candidates' runs; they are graded
+    runs = [r for r in find_runs([sweep_dir]) if experiment_of(r) == LADDER and not _is_program(r)]
     out: dict[str, Any] = {"experiment": LADDER, "sweep_dir": str(sweep_dir)}
     groups = by_registration(runs)
     hashes = sorted(h for h in groups if h is not None)
@@ -433,6 +477,10 @@ def compute_verdict(sweep_dir: Path) -> dict[str, Any]:
     out["registration"] = status
     pool = groups[hashes[0]] + groups.get(None, [])
     table, decision = _candidates(reg, pool)
+    out["modes"] = sorted({str(m) for r in pool if (m := (r.summary or {}).get("ladder_mode"))})
+    control = [r for r in pool if candidate_of(r) == CONTROL]
+    if control:
+        out["control"] = _control(control, reg)
     explore = _exploratory(pool, reg, status)
     out["exploratory"] = explore
     try:  # the frozen file's set-up: what the next command of an exploratory verdict runs
@@ -579,6 +627,26 @@ def render_markdown(v: Mapping[str, Any]) -> str:
             for r in v["candidates"]
         ],
     )
+    if "vmapped" in (v.get("modes") or []):
+        lines += [
+            "",
+            "ladder.mode=vmapped: every candidate trained at once in one program, so "
+            "sequential mode's early stop (no candidate after the first that passes) did "
+            "not apply; the verdict is the same rule.",
+        ]
+    if "control" in v:
+        c = v["control"]
+        lines += [
+            "",
+            "## Control: the registered set-up at the default hparams (reported, never adopted)",
+            "",
+            f"The control {c['sentence']}.",
+        ]
+        if c["graded"]:
+            lines += [""] + _table(
+                ["Stage 1", "Stage 2", "Stage 3"],
+                [[_stage_cell(s) for s in c["grade"]["stages"]]],
+            )
     lines += ["", "## Stages", ""]
     rows = []
     for r in v["candidates"]:

@@ -226,17 +226,21 @@ class _PPOTraining(ChunkedStudy):
         else:
             state = self.trainer.init(int(p.seed))
             origin = None
+        self.segment = self.new_segment(state, origin)
+        return self._begin(state)
+
+    def new_segment(self, state: Any, origin: str | None = None) -> dict[str, Any]:
+        """The record of a segment starting at ``state`` (``origin``: its ``init_from``)."""
         update, env_steps = position(state)
         n = len(self.seeds)
-        self.segment = {
+        return {
             "init_from": origin,
             "start_update": update,
             "start_env_steps": env_steps,
-            "target_update": update + int(p.updates),
+            "target_update": update + int(self.p.updates),
             "best_success_rate": [None] * n if self.many else None,  # per seed when many
             "best_update": [None] * n if self.many else None,
         }
-        return self._begin(state)
 
     def restore(self, flat: dict[str, Any], meta: dict[str, Any]) -> Any:
         self.segment = meta["segment"]
@@ -356,10 +360,7 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
     from prereg.training.jaxcache import enable_compilation_cache
 
     enable_compilation_cache()
-    p = cfg.ppo
-    settings = ppo_settings(cfg)
-    built = build(settings)
-    ckpt_dir = rd.path / "checkpoints"
+    built = build(ppo_settings(cfg))
     with tensorboard_log.for_run(cfg, rd.path) as tb:  # logger=tensorboard (else a no-op)
         study = _PPOTraining(cfg, rd, built, tb)
         try:
@@ -367,6 +368,16 @@ def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
             state, metrics = train_in_chunks(study, rd.path, log_to)
         finally:
             study.close()
+    return finish_training(cfg, rd, study, state, metrics)
+
+
+def finish_training(
+    cfg: DictConfig, rd: RunDir, study: _PPOTraining, state: Any, metrics: pd.DataFrame
+) -> dict[str, Any]:
+    """A trained segment's end files: ``checkpoints/final``, the registered eval, the exported
+    policy (per seed when many) and ``summary.json``; returns the summary."""
+    p, built, settings = cfg.ppo, study.built, study.built.settings
+    ckpt_dir = rd.path / "checkpoints"
     ck.save_checkpoint(ckpt_dir / "final", state, study.meta(state))
     evaluation = write_eval(rd.path, built, state, int(cfg.eval.seed_start), int(cfg.eval.n_seeds))
 

@@ -499,6 +499,12 @@ class PPOTrainer:
             return self._init_jit(jnp.asarray(self.cfg.seed if seed is None else seed, jnp.int32))
         return self._init_many(jnp.asarray(self.seeds(seed), jnp.int32))
 
+    def init_members(self, seeds: list[int]) -> TrainState:
+        """A stack of ``len(seeds)`` fresh states, member k from ``seeds[k]`` (seeds may
+        repeat: the vmapped ladder gives every candidate the same seeds)."""
+        assert len(seeds) == self.num_seeds, (seeds, self.num_seeds)
+        return self._init_many(jnp.asarray(seeds, jnp.int32))
+
     def state_template(self):
         """Shapes/dtypes of a TrainState, stacked when ``num_seeds`` > 1 (no computation)."""
         if self.num_seeds == 1:

@@ -286,7 +286,17 @@ def validate_ppo(cfg: DictConfig) -> None:
 def validate_ppo_ladder(cfg: DictConfig) -> None:
     """experiment=ppo_ladder: a ppo run with a registered candidate, a mode, the stage-1 eval."""
     reg = validate_ppo_registration(cfg)
-    if cfg.candidate is None:
+    vmapped = cfg.ladder.mode == "vmapped"
+    if vmapped:
+        validate_vmapped(cfg)
+    elif cfg.ladder.control and cfg.candidate is not None:
+        raise ConfigError(
+            "ladder.control",
+            f"a control job trains the default hparams, not candidate {cfg.candidate.name}; "
+            "run it as its own job into the sweep dir (hydra.run.dir=<sweep dir>/control), or "
+            "beside every candidate with ladder.mode=vmapped",
+        )
+    elif cfg.candidate is None and not cfg.ladder.control:
         raise ConfigError("candidate", "no candidate selected", registered_names(reg))
     if is_pooled(reg):  # a v2 ladder job trains the registered number of seeds
         validate_v2(reg, int(cfg.ppo.num_seeds))
@@ -299,6 +309,26 @@ def validate_ppo_ladder(cfg: DictConfig) -> None:
                 "the ladder evaluates at the registered seeds; override registration.stage1 "
                 "or registration.stage3 instead",
             )
+
+
+def validate_vmapped(cfg: DictConfig) -> None:
+    """``ladder.mode=vmapped``: one job trains every registered candidate from scratch."""
+    if cfg.candidate is not None:
+        raise ConfigError(
+            "candidate",
+            f"ladder.mode=vmapped trains every registered candidate in one job; drop "
+            f"candidate={cfg.candidate.name} (or use ladder.mode=sequential|parallel)",
+        )
+    if cfg.ppo.backend != "jax":
+        raise ConfigError(
+            "ppo.backend",
+            f"ladder.mode=vmapped needs the jitted trainer (got {cfg.ppo.backend})",
+            ["jax"],
+        )
+    if cfg.ppo.init_from:
+        raise ConfigError(
+            "ppo.init_from", "ladder.mode=vmapped trains every candidate from scratch; drop it"
+        )
 
 
 def validate_ppo_eval(cfg: DictConfig) -> None:
