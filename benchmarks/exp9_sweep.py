@@ -7,6 +7,9 @@ the sweep through ``run.py`` with ``hydra/launcher=pool`` (worker processes that
 sweep, one per CPU; exp9's default when more than one CPU is free) and with
 ``hydra/launcher=basic`` (every job in the sweep process), each with a warm JAX compilation cache (a
 cold run fills it first); ``--local`` adds ``hydra/launcher=local`` (one process per job).
+Beside each wall time, the CPU seconds (user + system) of all its processes: the sweep's whole
+processes (start-up and imports included), the bare computation's loop only; on a machine others
+keep busy these say more about the work done than the wall times.
 Then the cost of one training step against the eigendecomposition reference, as before.
 The machine's load (``os.getloadavg``) is printed: figures from a busy machine are not a
 quiet machine's.
@@ -31,8 +34,19 @@ SEED_SECONDS = 1913.0
 ARMS = ("baseline", "primary", "secondary")
 
 
-def sweep(out: Path, cache: Path, steps: int | None, launcher: str | None = None) -> float:
-    """Wall seconds of the whole multirun (verdict included) in a fresh process."""
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def sweep(
+    out: Path, cache: Path, steps: int | None, launcher: str | None = None
+) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of all its processes) of the whole multirun (verdict
+    included) in a fresh process."""
     args = [sys.executable, str(REPO / "run.py"), "-m", f"arm={','.join(ARMS)}",
             "cell=glob(*)", f"hydra.sweep.dir={out}"]  # fmt: skip
     if launcher is not None:
@@ -40,27 +54,29 @@ def sweep(out: Path, cache: Path, steps: int | None, launcher: str | None = None
     if steps is not None:
         args.append(f"registration.step_cap={steps}")
     env = {**os.environ, "PREREG_JAX_CACHE": str(cache)}
-    tic = time.perf_counter()
+    cpu, tic = _children_cpu(), time.perf_counter()
     proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - tic
+    wall, cpu = time.perf_counter() - tic, _children_cpu() - cpu
     if proc.returncode != 0 or not (out / "verdict.json").exists():
         raise SystemExit(f"sweep failed:\n{proc.stderr[-3000:]}")
-    return wall
+    return wall, cpu
 
 
-def bare(cache: Path, steps: int | None) -> float:
-    """Wall seconds of the bare 12-run computation in a fresh process (imports excluded, the
-    warm compilation cache's loads included, as the sweep's jobs pay them)."""
+def bare(cache: Path, steps: int | None) -> tuple[float, float]:
+    """(wall, CPU) seconds of the bare 12-run computation in a fresh process (imports excluded,
+    the warm compilation cache's loads included, as the sweep's jobs pay them)."""
     args = [sys.executable, __file__, "--bare"] + ([f"--steps={steps}"] if steps else [])
     env = {**os.environ, "PREREG_JAX_CACHE": str(cache), "OPENBLAS_NUM_THREADS": "1"}
     proc = subprocess.run(args, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"bare computation failed:\n{proc.stderr[-3000:]}")
-    return float(proc.stdout.strip().splitlines()[-1])
+    wall, cpu = proc.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
 
 
-def _bare(steps: int | None) -> float:
-    """The 12 registered trainings one after another in this process; their wall seconds."""
+def _bare(steps: int | None) -> tuple[float, float]:
+    """The 12 registered trainings one after another in this process; their (wall, CPU)
+    seconds."""
     from prereg.core.registration import load_registered
     from prereg.training.jaxcache import enable_compilation_cache
 
@@ -76,7 +92,7 @@ def _bare(steps: int | None) -> float:
     reg = load_registered("exp9_v1")
     cap = int(steps if steps is not None else reg["step_cap"])
     lr = float(reg["lr"])
-    tic = time.perf_counter()
+    tic, cpu = time.perf_counter(), time.process_time()
     for arm in ARMS:
         for cell in reg["cells"].values():
             n, m = int(cell["n"]), int(cell["m"])
@@ -86,7 +102,7 @@ def _bare(steps: int | None) -> float:
             run_chunk = train.make_chunk_runner(log_q, n, m, lam, form, lr)
             _, met = run_chunk(train.init_state(jnp.asarray(theta), lr), cap)
             np.asarray(met["kl"])
-    return time.perf_counter() - tic
+    return time.perf_counter() - tic, time.process_time() - cpu
 
 
 def step_costs(n: int, m: int, reps: int = 200) -> tuple[float, float]:
@@ -128,7 +144,7 @@ def main() -> None:
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # for bare()
     args = parser.parse_args()
     if args.bare:
-        print(_bare(args.steps))
+        print(*_bare(args.steps))
         return
     flags = (f" --steps {args.steps}" if args.steps else "") + (" --local" if args.local else "")
     flags += f" --cache {args.cache}" if args.cache else ""
@@ -136,7 +152,7 @@ def main() -> None:
     load = os.getloadavg()
     print(f"CPUs available: {len(os.sched_getaffinity(0))}; load average before: "
           f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")  # fmt: skip
-    rows: list[tuple[str, float]] = []
+    rows: list[tuple[str, tuple[float, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cache = args.cache or tmp / "cache"
@@ -144,25 +160,9 @@ def main() -> None:
         bare(cache, args.steps)  # warms the cache for the bare computation's own programs
         base = bare(cache, args.steps)
         rows.append(("bare 12-run computation, one process (baseline)", base))
-        rows.append(
-            (
-                "run.py sweep + verdict, hydra/launcher=pool",
-                sweep(tmp / "pool", cache, args.steps, "pool"),
-            )
-        )
-        rows.append(
-            (
-                "run.py sweep + verdict, hydra/launcher=basic",
-                sweep(tmp / "basic", cache, args.steps, "basic"),
-            )
-        )
-        if args.local:
-            rows.append(
-                (
-                    "run.py sweep + verdict, hydra/launcher=local",
-                    sweep(tmp / "local", cache, args.steps, "local"),
-                )
-            )
+        for launcher in ("pool", "basic") + (("local",) if args.local else ()):
+            label = f"run.py sweep + verdict, hydra/launcher={launcher}"
+            rows.append((label, sweep(tmp / launcher, cache, args.steps, launcher)))
         verdict = json.loads((tmp / "pool" / "verdict.json").read_text())
         same = all(
             (d / "metrics.csv").read_bytes()
@@ -173,12 +173,17 @@ def main() -> None:
     load = os.getloadavg()
     print(f"load average after: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     print()
-    print("| measurement (warm compile cache) | seconds | / bare | vs seed (1913 s) |")
-    print("|---|---:|---:|---:|")
-    for label, wall in rows:
-        print(f"| {label} | {wall:.1f} | {wall / base:.2f} | {SEED_SECONDS / wall:.0f}x faster |")
+    print("| measurement (warm compile cache) | seconds | / bare | CPU s | vs seed (1913 s) |")
+    print("|---|---:|---:|---:|---:|")
+    for label, (wall, cpu) in rows:
+        print(
+            f"| {label} | {wall:.1f} | {wall / base[0]:.2f} | {cpu:.1f} "
+            f"| {SEED_SECONDS / wall:.0f}x faster |"
+        )
     if cold is not None:
-        print(f"| run.py sweep, cold compile cache (pool) | {cold:.1f} | {cold / base:.2f} | |")
+        wall, cpu = cold
+        print(f"| run.py sweep, cold compile cache (pool) | {wall:.1f} | {wall / base[0]:.2f} "
+              f"| {cpu:.1f} | |")  # fmt: skip
     print(f"\nmetrics.csv byte-identical, pool vs basic, every run: {same}")
     print(f"outcome {verdict['outcome']['number']}: {verdict['outcome']['sentence']}")
     print()
