@@ -126,6 +126,34 @@ def test_a_killed_vmapped_job_resumes_and_ends_like_an_uninterrupted_one(program
     assert (victim / "verdict.md").exists()
 
 
+@pytest.mark.slow
+def test_a_candidate_going_nonfinite_fails_alone_and_the_job_exits_1(tmp_path):
+    out = tmp_path / "program"
+    proc = run_cli(
+        "experiment=ppo_ladder", "ladder.mode=vmapped", *TINY, *GATES, "ppo.chunk_updates=1",
+        "registration.candidates.lr1e4.set.lr=20", f"hydra.run.dir={out}",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: run failed: NonFiniteError: 1 of 4 candidates went non-finite (lr1e4;")
+    )
+    record = json.loads((out / "candidate=lr1e4" / "run.json").read_text())
+    assert record["status"] == "failed"
+    assert record["reason"].startswith("NonFiniteError: non-finite value at step ")
+    bad = int(record["reason"].split("at step ")[1].split()[0])
+    assert list(metrics(out / "candidate=lr1e4")["update"]) == list(range(1, bad))
+    for name in CANDIDATES[1:]:  # the others trained on to the end and were graded
+        run = out / f"candidate={name}"
+        assert json.loads((run / "run.json").read_text())["status"] == "completed", name
+        assert list(metrics(run)["update"]) == [1, 2, 3, 4]
+    v = json.loads((out / "verdict.json").read_text())
+    row = next(r for r in v["candidates"] if r["candidate"] == "lr1e4")
+    assert row["result"] == "not graded" and v["decision"]["adopted"] is None
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

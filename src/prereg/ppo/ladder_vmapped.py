@@ -360,4 +360,10 @@ def train_all(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
         "verdict_file": "verdict.md",
     }
     atomic_write_json(rd.path / "summary.json", summary)
+    failed = [m.name for m in members if m.failed is not None]
+    if failed:  # the job did not do all it was asked: it fails (exit 1), the verdict written
+        raise NonFiniteError(
+            f"{len(failed)} of {len(members)} candidates went non-finite ({', '.join(failed)}; "
+            f"their run.json says where); the others are graded in {rd.path / 'verdict.md'}"
+        )
     return summary
