@@ -176,7 +176,7 @@ def stop_prestarted() -> None:
     """End the prestarted workers no launcher adopted (the sweep stopped before Hydra ran)."""
     while _PRESTARTED:
         w = _PRESTARTED.pop()
-        w.proc.terminate()
+        w.proc.kill()  # it holds no job: nothing to clean up, and no traceback on the terminal
         w.proc.join()
         w.conn.close()
 

@@ -71,8 +71,8 @@ def preflight(argv: list[str]) -> int | None:
     of every job (or of every sweep bound), the study's sweep order and default launcher, then
     the output directory (composed with the command line Hydra gets: one composition for both).
     The plan is kept for the sweep manifest and for Hydra's config loader (:func:`hydra_uses`);
-    a pool sweep's workers start here, importing the study while this process composes the
-    jobs (:mod:`hydra_plugins.prereg_launchers.pool`); bad input ends them.
+    a pool sweep's workers start here, importing the study while Hydra composes the jobs it
+    has not composed yet (:mod:`hydra_plugins.prereg_launchers.pool`).
     The exit status on bad input, else None.
     """
     from prereg.sweep import precheck
@@ -81,13 +81,9 @@ def preflight(argv: list[str]) -> int | None:
     from prereg.sweep.order import study_sweep_order
     from prereg.sweep.outputdir import check_output_dir
 
-    def prepare(plan: planning.Plan) -> None:
-        # the default launcher first (exp9: worker processes on a multi-core machine): it is one
-        # of the overrides every job is composed with; a pool's workers start importing now
-        with_default_launcher(plan)
-        prestart_pool(plan)
-
-    status, plan = precheck.check(argv, CONF_DIR, prepare=prepare)
+    # the default launcher first (exp9: worker processes on a multi-core machine): it is one of
+    # the overrides every job is composed with
+    status, plan = precheck.check(argv, CONF_DIR, prepare=with_default_launcher)
     if status or plan is None:
         planning.remember(None)
         return status
@@ -95,6 +91,7 @@ def preflight(argv: list[str]) -> int | None:
     status = check_output_dir(plan)
     if status:
         return status
+    prestart_pool(plan)  # only once the command line is known good: bad input starts nothing
     planning.remember(plan)
     return None
 
