@@ -107,6 +107,17 @@ def test_a_pool_sweep_composes_each_config_once(tmp_path: Path) -> None:
     assert len(runs) == 3 and all((d / "metrics.csv").exists() for d in runs)
 
 
+def test_bad_input_in_a_pool_sweep_is_one_line_and_starts_no_worker(tmp_path: Path) -> None:
+    proc = run_cli("-m", "arm=baseline,primry", "cell=n4m2", "hydra/launcher=pool",
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}")  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: arm: unknown option 'primry' (did you mean primary?) "
+        "(allowed: baseline, primary, secondary)"
+    ]
+    assert not (tmp_path / "sweep").exists()
+
+
 @pytest.mark.slow
 def test_a_killed_worker_fails_its_job_and_a_fresh_one_takes_the_next(tmp_path: Path) -> None:
     steps = 200
