@@ -62,7 +62,9 @@ def before_hydra(argv: list[str]) -> int | None:
 LOADER = precheck._loader(RUN.CONF_DIR)
 
 EXPERIMENTS = ("exp9", "ppo", "ppo_eval", "ppo_ladder")
-GROUPS = sorted(set(LOADER.list_groups("")) - {"hydra", "schema"}) + ["hydra/launcher"]
+GROUPS = sorted(set(LOADER.list_groups("")) - {"hydra", "schema", "registration_schema"}) + [
+    "hydra/launcher"
+]  # registration_schema: schemas a registration file selects, not a user choice
 OPTIONS = {g: sorted(LOADER.get_group_options(g)) for g in GROUPS}
 HAS_LOGGER = "logger" in GROUPS
 
