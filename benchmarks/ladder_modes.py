@@ -12,10 +12,10 @@ and tier, with ``--updates`` updates per candidate (the registered ladder has 12
 * ``sequential`` (``--modes`` adds it): the in-process one-at-a-time ladder; candidates after
   the first that passes are skipped, so its time depends on the result.
 
-It prints a Markdown table: wall seconds, the training rate (env steps per second of training
-over all candidates, from the runs' ``metrics.csv``), and each mode's wall time as a ratio of
-``parallel``'s measured in the same run, then the verdict headline of each mode (they must
-agree).  Measures wall time: run it on an otherwise idle machine.
+It prints a Markdown table: wall seconds, env steps over wall seconds, the training rate of one
+process (the vmapped program's, or a parallel candidate process's, from ``metrics.csv``), and
+each mode's wall time as a ratio of ``parallel``'s measured in the same run, then the verdict
+headline of each mode (they must agree).  Measures wall time: run it on an otherwise idle machine.
 
     python benchmarks/ladder_modes.py [--updates 10] [--tier large] [--modes parallel,vmapped]
 """
@@ -53,23 +53,19 @@ def command(mode: str, out: Path, tier: str, updates: int) -> list[str]:
     ]  # fmt: skip
 
 
-def training_rate(out: Path) -> float:
-    """Env steps per second of training, all candidates together: each candidate's steps over
-    the training wall time (the sum of its updates' seconds; concurrent ones overlap)."""
-    steps, seconds = 0.0, 0.0
+def process_rate(out: Path) -> float:
+    """Training env steps/s of one process, the mean over its updates after the first (which
+    compiles): the vmapped program's aggregate rate (every member), or the mean over the
+    parallel mode's candidate processes of each one's own rate."""
     program = out / "metrics.csv"
     if program.exists():  # vmapped: a row per member and update; sps is the program's rate
         m = pd.read_csv(program)
-        batch = float(m["env_steps"].min())  # one member's steps per update
-        members = len(m) / m["update"].nunique()
-        seconds = float((batch * members / m.groupby("update")["sps"].first()).sum())
-        return batch * len(m) / seconds
-    for path in sorted(out.glob("*/metrics.csv")):
-        m = pd.read_csv(path)
-        batch_size = float(m["env_steps"].iloc[0])
-        steps += batch_size * len(m)
-        seconds = max(seconds, float((batch_size / m["sps"]).sum()))  # they ran at once
-    return steps / seconds if seconds else float("nan")
+        return float(m[m["update"] > 1].groupby("update")["sps"].first().mean())
+    rates = [
+        float(m[m["update"] > 1]["sps"].mean())
+        for m in (pd.read_csv(p) for p in sorted(out.glob("*/metrics.csv")))
+    ]
+    return sum(rates) / len(rates) if rates else float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             verdict = json.loads((out / "verdict.json").read_text())
             headlines[mode] = verdict["decision"]["sentence"]
-            rows.append((mode, wall, training_rate(out)))
+            rows.append((mode, wall, process_rate(out)))
     base = {m: w for m, w, _ in rows}.get("parallel", rows[0][1])
     given = argv if argv is not None else sys.argv[1:]
     print(f"Command: `{shlex.join(['python', 'benchmarks/ladder_modes.py', *given])}`")
@@ -101,10 +97,13 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{CANDIDATES} candidates x {args.updates} updates, tier {args.tier}, "
         f"{os.cpu_count()} CPUs, load average at the start: {load:.2f}\n"
     )
-    print("| ladder.mode | wall s | training env steps/s | wall / parallel's |")
-    print("|---|---:|---:|---:|")
+    steps = CANDIDATES * args.updates * 8192  # the registered batch: 64 envs x 128 steps
+    print(
+        "| ladder.mode | wall s | env steps / wall s | steps/s of one process | wall / parallel's |"
+    )
+    print("|---|---:|---:|---:|---:|")
     for mode, wall, rate in rows:
-        print(f"| {mode} | {wall:.1f} | {rate:,.0f} | {wall / base:.2f} |")
+        print(f"| {mode} | {wall:.1f} | {steps / wall:,.0f} | {rate:,.0f} | {wall / base:.2f} |")
     print()
     for mode, line in headlines.items():
         print(f"- {mode}: {line}")
