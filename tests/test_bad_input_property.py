@@ -612,6 +612,11 @@ def _record(name: str, n: int, tmp_path_factory) -> None:
 
 # the command lines named in the issue, always tried
 ISSUE_CASES = [
+    Case(  # a swept hydra/ group value: named as an unknown option, not Hydra's "Ambiguous value"
+        ("-m", f"hydra.sweep.dir={OUT}", "hydra/launcher=basic,iwqf800000", "experiment=ppo"),
+        "hydra/launcher",
+        "unknown group option",
+    ),
     Case(("-m", "cell=glob(", f"hydra.sweep.dir={OUT}"), "cell", "malformed"),
     Case(("-m", "cell=glob(zz*)", f"hydra.sweep.dir={OUT}"), "cell", "malformed"),
     Case(("-m", "arm=", f"hydra.sweep.dir={OUT}"), "arm", "malformed"),

@@ -301,7 +301,13 @@ def check(
             raise ConfigError("command line", "the sweep expands to no job")
         if prepare is not None:
             prepare(plan)
-        for job in covering_jobs(probes):
+        jobs = covering_jobs(probes)
+        for job in jobs:
+            if any(preflight.is_hydra_override(o) for o in set(job) - set(plan.overrides)):
+                # a swept hydra/... value (Hydra sweeps none): each composed as written first,
+                # so a bad option is named (unknown option, allowed: ...), not Hydra's wording
+                _compose_and_validate(loader, config_name, job)
+        for job in jobs:
             _compose_and_validate(loader, config_name, plan.hydra_job(job))
     except Exception as exc:  # noqa: BLE001 - every problem becomes one line
         interrupt = interrupt_behind(exc) or raised_interrupt(signals_before)
