@@ -52,3 +52,13 @@ def sibling_module(test_file: str, name: str):
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def assert_refused_in_one_line(out: Path, *args: str, starts: str) -> None:
+    """``run.py *args hydra.run.dir=out`` exits 2 with one stderr line starting ``starts``
+    and creates nothing at ``out``."""
+    proc = run_cli(*args, f"hydra.run.dir={out}", timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(starts), proc.stderr
+    assert not out.exists()

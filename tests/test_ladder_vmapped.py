@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import prereg_cli, run_cli, sibling_module
+from helpers import assert_refused_in_one_line, prereg_cli, run_cli, sibling_module
 
 from prereg.training.checkpoints import load_checkpoint
 
@@ -174,9 +174,6 @@ def test_a_candidate_going_nonfinite_fails_alone_and_the_job_exits_1(tmp_path):
     ],
 )
 def test_vmapped_bad_input_is_one_line(tmp_path, args, expected):
-    out = tmp_path / "run"
-    proc = run_cli("experiment=ppo_ladder", *args, f"hydra.run.dir={out}", timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith(f"error: {expected}"), proc.stderr
-    assert not out.exists()
+    assert_refused_in_one_line(
+        tmp_path / "run", "experiment=ppo_ladder", *args, starts=f"error: {expected}"
+    )

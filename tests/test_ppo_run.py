@@ -14,7 +14,7 @@ import gymnasium
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import REPO, prereg_cli, run_cli
+from helpers import REPO, assert_refused_in_one_line, prereg_cli, run_cli
 
 import prereg.ppo.env  # noqa: F401 - registers prereg/MesaDock-v0 (Gymnasium's convention)
 from prereg.ppo.multiseed import member_states
@@ -383,12 +383,7 @@ GYM = "ppo.backend=gymnasium"
     ],
 )
 def test_ppo_bad_input_is_one_line(tmp_path, args, expected):
-    out = tmp_path / "run"
-    proc = run_cli("experiment=ppo", *args, f"hydra.run.dir={out}", timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith(expected), proc.stderr
-    assert not out.exists()
+    assert_refused_in_one_line(tmp_path / "run", "experiment=ppo", *args, starts=expected)
 
 
 def test_device_gpu_without_a_gpu_is_refused_in_one_line_before_any_compute(tmp_path):
