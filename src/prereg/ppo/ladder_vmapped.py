@@ -69,6 +69,7 @@ class Member:
     rd: RunDir
     view: Any  #: a :class:`prereg.ppo.runner._PPOTraining` over this candidate's members
     failed: str | None = None  #: why it stopped (non-finite), else None
+    failed_at: int | None = None  #: the update that went non-finite
 
     @property
     def metrics_path(self) -> Path:
@@ -129,7 +130,7 @@ class _Program(ChunkedStudy):
             )
         for m in self.members:
             m.view.segment = meta["members"][m.name]
-            m.failed = (meta.get("failed") or {}).get(m.name)
+            m.failed, m.failed_at = (meta.get("failed") or {}).get(m.name) or (None, None)
         return self._begin(self.trainer.restore(flat))
 
     def _begin(self, state: Any) -> Any:
@@ -190,6 +191,7 @@ class _Program(ChunkedStudy):
                         break
             if bad is not None:
                 m.failed = str(nonfinite_error(*bad, self.rd.path / "checkpoints"))
+                m.failed_at = bad[0]
                 log.error("%s: candidate %s failed: %s", self.rd.path.name, m.name, m.failed)
         if all(m.failed is not None for m in self.members):  # nothing left to train
             return Stop(
@@ -219,8 +221,8 @@ class _Program(ChunkedStudy):
         out = {}
         for m in self.members:
             mine = frame[frame["candidate"] == m.name].drop(columns="candidate")
-            if m.failed is not None and (bad := _failed_update(m.failed)) is not None:
-                mine = mine[mine["update"] < bad]
+            if m.failed_at is not None:
+                mine = mine[mine["update"] < m.failed_at]
             mine = mine.reset_index(drop=True)[list(m.view.columns)]
             atomic_write_csv(m.metrics_path, mine)
             out[m.name] = mine
@@ -234,7 +236,7 @@ class _Program(ChunkedStudy):
             "settings": self.settings,
             "member_order": [m.name for m in self.members],
             "members": {m.name: m.view.segment for m in self.members},
-            "failed": {m.name: m.failed for m in self.members if m.failed is not None},
+            "failed": {m.name: [m.failed, m.failed_at] for m in self.members if m.failed},
             "update": position(state)[0],
             "env_steps": position(state)[1],
         }
@@ -242,14 +244,6 @@ class _Program(ChunkedStudy):
     def close(self) -> None:
         if self.progress is not None:
             self.progress.close()
-
-
-def _failed_update(reason: str) -> int | None:
-    """The update a non-finite failure names (``non-finite value at step <k> in ...``)."""
-    import re
-
-    found = re.search(r"non-finite value at step (\d+)", reason)
-    return int(found.group(1)) if found else None
 
 
 def _members(
