@@ -37,6 +37,15 @@ def test_a_glob_under_a_registration_selects_exactly_its_arms():
     assert study_sweep_order(v1) == ["-m", "arm=baseline,primary,secondary", "cell=n4m2"]
 
 
+def test_a_sweep_runs_the_largest_cells_first_so_side_by_side_jobs_end_together():
+    plan = preflight.plan(["-m", "arm=baseline,primary", "cell=glob(*)"], CONF_DIR)
+    assert study_sweep_order(plan) == ["-m", "arm=baseline,primary", "cell=n5m3,n4m3,n5m2,n4m2"]
+    largest_first = ("n5m3", "n4m3", "n5m2", "n4m2")
+    assert [job[1] for job in plan.jobs[:4]] == [f"cell={c}" for c in largest_first]
+    one = preflight.plan(["-m", "arm=primary", "cell=n4m2,n5m3"], CONF_DIR)  # as typed, reordered
+    assert study_sweep_order(one) == ["-m", "arm=primary", "cell=n5m3,n4m2"]
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

@@ -208,3 +208,31 @@ def test_held_runs_name_their_owner_and_only_a_complete_sweep_exits_0(
     assert capsys.readouterr().out.splitlines()[-1] == (
         "complete: every job completed (or was skipped)"
     )
+
+
+def test_the_closing_line_counts_the_sweeps_own_jobs_not_another_commands_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prereg.sweep.callbacks import closing_check
+
+    s = tmp_path / "ladder"
+    s.mkdir()
+    jobs = [job("baseline", "n4m2"), job("primary", "n4m2")]
+    (s / "sweep.json").write_text(json.dumps({"runner": "exp9", "jobs": jobs}))
+    for overrides in jobs:
+        write_job(s, overrides, "completed")
+    # a run another command put in the sweep dir (the ladder's control), not done yet
+    write_job(s, ["ladder.control=true"], "failed", reason="RunInterrupted", name="control")
+    assert closing_check(s) == 0
+    assert capsys.readouterr().out.strip() == "all 2 jobs completed (or were skipped)"
+    assert "control" in format_status(s)  # `status` still shows it
+    # a listed job that did not complete still fails the sweep; the line counts listed jobs
+    write_job(s, job("secondary", "n4m2"), "failed", reason="boom")
+    manifest = {"runner": "exp9", "jobs": [*jobs, job("secondary", "n4m2")]}
+    (s / "sweep.json").write_text(json.dumps(manifest))
+    assert closing_check(s) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: 1 of 3 jobs did not complete: 1 failed (")
+    assert "control" not in err
+    (s / "sweep.json").unlink()  # no manifest: every run directory found counts, as before
+    assert closing_check(s) == 1 and "2 failed" in capsys.readouterr().err

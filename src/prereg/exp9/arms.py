@@ -64,9 +64,16 @@ def label(reg: Mapping[str, Any], arm: str) -> str:
 def registered_arms(cfg: Any, key: str, values: list[str]) -> list[str] | None:
     """exp9's ``sweep_order``: for ``arm``, the values the registration registers, in its order
     (a glob's other values are dropped before the precheck; the jobs then run baseline first);
-    None when that changes nothing, or for another key."""
-    reg = cfg.get("registration") if key == "arm" else None
-    if reg is None or reg.get("lambdas") is None:
+    for ``cell``, the largest cells (most states, ``2^(n+m)``) first, so that jobs running side
+    by side (``hydra/launcher=pool``, ``local``, SLURM) end together instead of one large job
+    running alone at the end.  None when that changes nothing, or for another key."""
+    reg = cfg.get("registration")
+    if key == "cell" and reg is not None and reg.get("cells") is not None:
+        cells = reg["cells"]
+        size = {c: int(cells[c]["n"]) + int(cells[c]["m"]) for c in values if c in cells}
+        ordered = sorted(values, key=lambda c: -size.get(c, 0))  # stable: ties as listed
+        return None if ordered == list(values) else ordered
+    if key != "arm" or reg is None or reg.get("lambdas") is None:
         return None
     kept = [a for a in reg["lambdas"] if a in values]
     return None if kept == list(values) else kept

@@ -286,6 +286,17 @@ def not_done(data: dict[str, Any]) -> dict[str, list[str]]:
     return groups
 
 
+def own_jobs(data: dict[str, Any]) -> dict[str, Any]:
+    """:func:`sweep_status` narrowed to the jobs its ``sweep.json`` lists (unchanged without
+    one): what a sweep's own exit status is about.  A run another command put in the sweep
+    directory (the ladder's control, ``hydra.run.dir=<sweep>/control``) is its own command's
+    business: ``status`` shows it, the sweep's closing line does not count it."""
+    if not data.get("manifest"):
+        return data
+    jobs = [j for j in data["jobs"] if j.get("listed")]
+    return {**data, "jobs": jobs, "total": len(jobs)}
+
+
 def incomplete_line(data: dict[str, Any]) -> str | None:
     """``N of M jobs did not complete: 1 failed (a), 2 not run (b, c)``; None if all did."""
     groups = not_done(data)

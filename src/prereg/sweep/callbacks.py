@@ -112,13 +112,15 @@ def warm_verdict(runner: str) -> None:
 def closing_check(sweep_dir: Path, data: dict[str, Any] | None = None) -> int:
     """The sweep's last line, read from its run directories, and ``run.py``'s exit status:
     0 when every job completed (or was skipped), else 1 and the line names the others.
+    Only the sweep's own jobs (those its ``sweep.json`` lists) count: another command's run in
+    the same directory (the ladder's control) is not this command's outcome.
 
     ``data``: the sweep's status taken just before its verdict was written, so that a run
     another process finishes meanwhile never turns an incomplete verdict into exit status 0.
     """
-    from prereg.reports.status import incomplete_line, sweep_status
+    from prereg.reports.status import incomplete_line, own_jobs, sweep_status
 
-    data = data if data is not None else sweep_status(sweep_dir)
+    data = own_jobs(data if data is not None else sweep_status(sweep_dir))
     line = incomplete_line(data)
     status = 1 if line else 0
     outcome.set_exit_status(status)
