@@ -185,3 +185,58 @@ def test_local_launcher_records_a_killed_job_and_keeps_the_verdict(tmp_path: Pat
     v = json.loads((sweep / "verdict.json").read_text())
     assert v["runs"]["completed"] == 1
     assert v["runs"]["not_completed"]["baseline/n4m2"].startswith("failed: killed: job process")
+
+
+@pytest.mark.parametrize(
+    ("launcher", "signum"),
+    [("local", signal.SIGINT), ("local", signal.SIGTERM), ("pool", signal.SIGINT)],
+)
+def test_a_signal_to_a_sweep_process_stops_its_jobs_too(tmp_path: Path, launcher, signum) -> None:
+    """``kill -INT <sweep pid>`` (not Ctrl-C, which reaches the whole process group): the
+    running jobs get the same signal, checkpoint, record it and end before the sweep process
+    does; none is left training."""
+    steps = 100_000  # far more than the test waits for
+    sweep = tmp_path / "sweep"
+    argv = [
+        *(sys.executable, str(REPO / "run.py"), "-m", f"hydra/launcher={launcher}"),
+        *("arm=baseline,primary", "cell=n4m2", f"registration.step_cap={steps}"),
+        *("exp9.chunk_steps=50", f"hydra.sweep.dir={sweep}"),
+    ]
+    runs = [
+        sweep / f"arm={a},cell=n4m2,registration.step_cap={steps}" for a in ("baseline", "primary")
+    ]
+
+    def records() -> list[dict] | None:
+        try:
+            out = [json.loads((r / "run.json").read_text()) for r in runs]
+        except (OSError, ValueError):
+            return None
+        started = all(r.get("status") == "running" for r in out)
+        checkpointed = all(any((r / "checkpoints").glob("step_*")) for r in runs)
+        return out if started and checkpointed else None
+
+    log = open(tmp_path / "sweep.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        pids = [int(r["pid"]) for r in wait_until(records, timeout=180, interval=0.1)]
+        os.kill(proc.pid, signum)  # the sweep process only
+        proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+    out = (tmp_path / "sweep.log").read_text()
+    assert proc.returncode == 128 + signum, out[-3000:]
+    if launcher == "local":
+        assert "stopping 2 running job(s)" in out
+    for pid in pids:  # no job process left training
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )
+    name = signal.Signals(signum).name
+    for run in runs:
+        record = json.loads((run / "run.json").read_text())
+        assert record["status"] == "failed", record
+        assert record["reason"] == f"RunInterrupted: interrupted by signal {name}", record
+        assert any((run / "checkpoints").glob("step_*"))

@@ -30,6 +30,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 from omegaconf import OmegaConf
 
 from .dead_jobs import SETTLED, _job_dir, collect_results, job_failed, wait_for_slurm_jobs
+from .local_stop import stop_jobs
 
 if TYPE_CHECKING:
     from prereg.core.signals import RunInterrupted
@@ -297,13 +298,10 @@ class BoundedLocalLauncher(JobStops):
                     waiting.clear()
                 if not finished:
                     time.sleep(0.1)
-        except BaseException:
-            # Ctrl-C (or any error here): do not leave orphan job processes behind.
-            for i in running:
-                try:
-                    jobs[i].cancel(check=False)
-                except Exception:  # noqa: BLE001 - best effort on the way out
-                    pass
+        except BaseException as exc:
+            # Ctrl-C, a signal to this process only, or any error here: the running jobs stop
+            # (checkpointed, recorded) before the sweep does; no orphan job process is left
+            stop_jobs([jobs[i] for i in running], exc)
             raise
         started = [i for i in range(num_jobs) if jobs[i] is not None]
         returns = collect_results(

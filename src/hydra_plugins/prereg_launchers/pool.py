@@ -23,6 +23,7 @@ launcher. Jobs' results equal the sequential launcher's byte for byte (same code
 # before it is in sys.modules (see config.py).
 import logging
 import os
+import signal
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -272,9 +273,14 @@ class _Pool:
                         if waiting:
                             log.warning(f"fail-fast: job #{first + i} did not complete; "
                                         f"{len(waiting)} job(s) not started")  # fmt: skip
-        except BaseException:
-            for w in self.workers + self.retired:  # Ctrl-C or an error: leave no worker behind
-                w.proc.terminate()
+        except BaseException as exc:
+            # Ctrl-C, a signal to this process only, or an error: each busy worker gets the same
+            # signal (SIGTERM for an error), checkpoints its job and records the stop; close()
+            # waits for them; no worker is left behind
+            signum = getattr(exc, "signum", signal.SIGTERM)
+            for w in self.workers + self.retired:
+                if w.proc.is_alive():
+                    os.kill(w.proc.pid, signum)
             raise
         finally:
             self.close()
