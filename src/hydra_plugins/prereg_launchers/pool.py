@@ -319,10 +319,15 @@ def worker_main(conn: Connection) -> None:
     setup()
     runner = conn.recv()
     if runner:  # imported once here, while the sweep process plans (JAX for exp9 and PPO)
-        from prereg.sweep.dispatch import resolve_runner
+        import importlib
+
+        from prereg.core.experiments import get_experiment
 
         try:
-            resolve_runner(runner)
+            study = get_experiment(runner, "runner")
+            study.runner()
+            for module in study.preload:
+                importlib.import_module(module)
         except Exception:  # noqa: BLE001 - the job itself will say what is wrong
             pass
     payload = _receive(conn)

@@ -107,6 +107,10 @@ class Experiment:
     - ``one_core_jobs``: each job uses one core (exp9: single-threaded solves), so a multirun
       runs its jobs in ``hydra/launcher=pool``'s workers by default when more than one CPU is
       available (:mod:`prereg.sweep.default_launcher`); False keeps Hydra's in-process one.
+    - ``preload``: modules a ``hydra/launcher=pool`` worker imports before its first job,
+      while the sweep process still composes the jobs (the study's maths and JAX, which the
+      run function imports lazily so that ``run.py`` starts fast): the first job of each
+      worker no longer pays them.
     """
 
     name: str
@@ -123,6 +127,7 @@ class Experiment:
     audit: Callable[..., str] | str | None = None
     registration_schemas: tuple[tuple[str, type], ...] = ()
     one_core_jobs: bool = False
+    preload: tuple[str, ...] = ()
 
     def runner(self) -> Callable[..., dict[str, Any]]:
         """The run function, imported now."""

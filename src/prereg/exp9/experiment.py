@@ -44,5 +44,11 @@ EXPERIMENTS = [
         sweep_order="prereg.exp9.arms:registered_arms",  # a glob selects registered arms only
         audit="prereg.exp9.audit:audit",
         one_core_jobs=True,  # single-threaded solves: a sweep's jobs share the cores (pool)
+        preload=(  # what a job imports lazily (JAX, optax): a pool worker's, ahead of its jobs
+            "prereg.exp9.train",
+            "prereg.exp9.finite_diff",
+            "prereg.exp9.diagnostics",
+            "prereg.exp9.reference",
+        ),
     )
 ]
