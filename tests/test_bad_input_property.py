@@ -333,8 +333,9 @@ def out_of_range(draw, exp: str) -> Bad:
         ovs = [f"ppo.num_envs={envs}", f"ppo.num_steps={steps}", f"ppo.num_minibatches={mb}"]
         return Bad(ovs, "ppo.num_minibatches")
     if pick == "launcher":
-        profile = draw(st.sampled_from(["local", "slurm"]))
-        key = draw(st.sampled_from(["array_parallelism", "timeout_min", "cpus_per_task"]))
+        profile = draw(st.sampled_from(["local", "slurm", "pool"]))
+        counts = ["array_parallelism", "timeout_min", "cpus_per_task"]
+        key = draw(st.sampled_from(["workers"] if profile == "pool" else counts))
         ovs = [f"hydra/launcher={profile}", f"hydra.launcher.{key}={draw(below(1))}"]
         return Bad(ovs, f"hydra.launcher.{key}")
     if pick == "hidden":  # no layer at all, or one of size < 1

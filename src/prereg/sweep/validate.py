@@ -103,6 +103,7 @@ LAUNCHER_COUNTS = {
     "gpus_per_node": 0,
     "max_num_timeout": 0,
     "signal_delay_s": 0,
+    "workers": 1,  # hydra/launcher=pool
 }
 
 
