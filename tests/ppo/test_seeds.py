@@ -49,3 +49,27 @@ def test_members_may_train_with_their_own_traced_hyper_parameters():
     np.testing.assert_array_equal(kernel[1], start[1])  # lr 0: the member's actor never moved
     assert not np.array_equal(kernel[0], start[0])
     assert set(tr._chunk_fns) == {2}  # one compiled program, whatever the members' values
+
+
+def test_many_members_at_the_large_tier_initialise_and_each_is_its_single_init():
+    """Four members of the large tier's networks start (a vmapped init batched the orthogonal
+    initialisers' QR, which jaxlib split over XLA's thread pool and waited for on it: on a
+    2-core machine the process hung for good, every thread idle); member k is seed k's init.
+    In a subprocess with a time limit, so that a hang fails the test instead of the suite."""
+    import subprocess
+    import sys
+
+    code = """
+import jax, numpy as np
+from prereg.ppo.env import MesaDockFuncEnv
+from prereg.ppo.env.mesadock import DEFAULT_PARAMS
+from prereg.ppo.trainer import PPOConfig, make_trainer
+tr = make_trainer(MesaDockFuncEnv(), DEFAULT_PARAMS, PPOConfig(tier="large", num_seeds=4))
+stack = jax.block_until_ready(tr.init_members([0, 1, 2, 3]))
+single = jax.jit(tr._init)(2)  # seed 2 alone
+for x, y in zip(jax.tree_util.tree_leaves(stack), jax.tree_util.tree_leaves(single)):
+    np.testing.assert_array_equal(np.asarray(x)[2], np.asarray(y))
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

@@ -465,7 +465,6 @@ class PPOTrainer:
         self.num_seeds = int(getattr(cfg, "num_seeds", 1))
         self.hypers = hypers_of(cfg, self.num_seeds)  # the vmapped chunk's default members
         self._init_jit = jax.jit(self._init)
-        self._init_many = jax.jit(jax.vmap(self._init))
         self._chunk_fns: dict[int, Callable] = {}
 
     # -- state ---------------------------------------------------------------
@@ -497,13 +496,24 @@ class PPOTrainer:
         """A fresh state: one seed's, or the stack of :meth:`seeds` when ``num_seeds`` > 1."""
         if self.num_seeds == 1:
             return self._init_jit(jnp.asarray(self.cfg.seed if seed is None else seed, jnp.int32))
-        return self._init_many(jnp.asarray(self.seeds(seed), jnp.int32))
+        return self._init_many(self.seeds(seed))
+
+    def _init_many(self, seeds: list[int]) -> TrainState:
+        """The members' fresh states, stacked: each initialised alone, not vmapped.
+
+        A vmapped init batches the orthogonal initialisers' QR factorisations, which jaxlib's
+        LAPACK kernel splits over XLA's intra-op thread pool and waits for on a thread of that
+        same pool; with two such kernels running on a 2-thread pool both wait for good (seen:
+        tier large, 4 members, every thread idle).  One unbatched init per member never splits.
+        """
+        states = [self._init_jit(jnp.asarray(s, jnp.int32)) for s in seeds]
+        return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
 
     def init_members(self, seeds: list[int]) -> TrainState:
         """A stack of ``len(seeds)`` fresh states, member k from ``seeds[k]`` (seeds may
         repeat: the vmapped ladder gives every candidate the same seeds)."""
         assert len(seeds) == self.num_seeds, (seeds, self.num_seeds)
-        return self._init_many(jnp.asarray(seeds, jnp.int32))
+        return self._init_many(list(seeds))
 
     def state_template(self):
         """Shapes/dtypes of a TrainState, stacked when ``num_seeds`` > 1 (no computation)."""
