@@ -78,9 +78,9 @@ def _bare(steps: int | None) -> tuple[float, float]:
     """The 12 registered trainings one after another in this process; their (wall, CPU)
     seconds."""
     from prereg.core.registration import load_registered
-    from prereg.training.jaxsetup import configure_jax
+    from prereg.training.jaxcache import enable_compilation_cache
 
-    configure_jax()
+    enable_compilation_cache()
     from prereg.exp9 import enable_x64
 
     enable_x64()

@@ -1,5 +1,4 @@
-"""Test-session set-up: prereg's JAX settings (compilation cache, CPU async dispatch off)
-for in-process tests.
+"""Test-session set-up: the persistent JAX compilation cache for in-process tests.
 
 Subprocesses started through ``run.py`` enable the same cache themselves.
 """
@@ -8,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from prereg.training.jaxsetup import configure_jax
+from prereg.training.jaxcache import enable_compilation_cache
 
-configure_jax()
+enable_compilation_cache()
 
 
 #: Test files that start jobs on the one single-node SLURM cluster: one worker runs them all,

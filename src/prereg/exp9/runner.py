@@ -171,9 +171,9 @@ def _train(
     rd: RunDir,
     tb: tensorboard_log.TensorBoardLog,
 ) -> dict:
-    from prereg.training.jaxsetup import configure_jax
+    from prereg.training.jaxcache import enable_compilation_cache
 
-    configure_jax()
+    enable_compilation_cache()
     from prereg.exp9 import enable_x64
 
     enable_x64()  # before any array is built

@@ -241,9 +241,9 @@ def e5_runs(reg: dict[str, Any], src_reg: dict[str, Any]) -> list[tuple[str, str
 
 
 def _run(reg: dict[str, Any], src: SourceSweep, rd: RunDir) -> dict[str, Any]:
-    from prereg.training.jaxsetup import configure_jax
+    from prereg.training.jaxcache import enable_compilation_cache
 
-    configure_jax()
+    enable_compilation_cache()
     from prereg.exp9 import enable_x64
 
     enable_x64()

@@ -285,9 +285,9 @@ def train_all(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
     files and grade, then the verdict (see the module docstring)."""
     from prereg.core.atomic import read_json
     from prereg.ppo.ladder_verdict import LADDER, compute_verdict, write_verdict
-    from prereg.training.jaxsetup import configure_jax
+    from prereg.training.jaxcache import enable_compilation_cache
 
-    configure_jax()
+    enable_compilation_cache()
     reg = to_plain(typed_registration(cfg, PPORegistration))
     reg_hash = registration_hash(reg)
     tic = time.perf_counter()

@@ -357,9 +357,9 @@ class _PPOTraining(ChunkedStudy):
 def train(cfg: DictConfig, rd: RunDir) -> dict[str, Any]:
     """Train one segment with :func:`prereg.training.loop.train_in_chunks`, then write
     ``checkpoints/final``, the registered eval, the exported policy and ``summary.json``."""
-    from prereg.training.jaxsetup import configure_jax
+    from prereg.training.jaxcache import enable_compilation_cache
 
-    configure_jax()
+    enable_compilation_cache()
     built = build(ppo_settings(cfg))
     with tensorboard_log.for_run(cfg, rd.path) as tb:  # logger=tensorboard (else a no-op)
         study = _PPOTraining(cfg, rd, built, tb)
@@ -481,9 +481,9 @@ def eval_checkpoint(
     checkpoint: Path, run_dir: Path, seed_start: int, n_seeds: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluate a saved checkpoint into ``run_dir/logs`` (:func:`write_eval`); (summary, meta)."""
-    from prereg.training.jaxsetup import configure_jax
+    from prereg.training.jaxcache import enable_compilation_cache
 
-    configure_jax()
+    enable_compilation_cache()
     flat, meta = ck.load_checkpoint(checkpoint)
     built = build(meta["settings"])
     state = built.trainer.restore(flat)
@@ -531,7 +531,7 @@ def run_eval(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """
     from prereg.ppo.evaluate import place_eval
     from prereg.training.device import select_device
-    from prereg.training.jaxsetup import configure_jax
+    from prereg.training.jaxcache import enable_compilation_cache
 
     select_device(str(cfg.ppo.device))
     reg = to_plain(typed_registration(cfg, PPORegistration))
@@ -541,7 +541,7 @@ def run_eval(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     seed_start, n_seeds = int(cfg.eval.seed_start), int(cfg.eval.n_seeds)
 
     def body() -> dict[str, Any]:
-        configure_jax()
+        enable_compilation_cache()
         flat, meta = ck.load_checkpoint(checkpoint)
         built = build(meta["settings"])
         state = built.trainer.restore(flat)
