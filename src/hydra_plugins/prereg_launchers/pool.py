@@ -319,15 +319,10 @@ def worker_main(conn: Connection) -> None:
     setup()
     runner = conn.recv()
     if runner:  # imported once here, while the sweep process plans (JAX for exp9 and PPO)
-        import importlib
-
         from prereg.core.experiments import get_experiment
 
         try:
-            study = get_experiment(runner, "runner")
-            study.runner()
-            for module in study.preload:
-                importlib.import_module(module)
+            get_experiment(runner, "runner").import_for_jobs()
         except Exception:  # noqa: BLE001 - the job itself will say what is wrong
             pass
     payload = _receive(conn)

@@ -133,6 +133,14 @@ class Experiment:
         """The run function, imported now."""
         return resolve(self.run)
 
+    def import_for_jobs(self) -> None:
+        """Import what a job will: the run function and the ``preload`` modules."""
+        import importlib
+
+        self.runner()
+        for module in self.preload:
+            importlib.import_module(module)
+
     def validator(self) -> Callable[..., None] | None:
         return resolve(self.validate) if self.validate is not None else None
 

@@ -64,16 +64,31 @@ def label(reg: Mapping[str, Any], arm: str) -> str:
 def registered_arms(cfg: Any, key: str, values: list[str]) -> list[str] | None:
     """exp9's ``sweep_order``: for ``arm``, the values the registration registers, in its order
     (a glob's other values are dropped before the precheck; the jobs then run baseline first);
-    for ``cell``, the largest cells (most states, ``2^(n+m)``) first, so that jobs running side
-    by side (``hydra/launcher=pool``, ``local``, SLURM) end together instead of one large job
-    running alone at the end.  None when that changes nothing, or for another key."""
-    reg = cfg.get("registration")
-    if key == "cell" and reg is not None and reg.get("cells") is not None:
-        cells = reg["cells"]
-        size = {c: int(cells[c]["n"]) + int(cells[c]["m"]) for c in values if c in cells}
-        ordered = sorted(values, key=lambda c: -size.get(c, 0))  # stable: ties as listed
-        return None if ordered == list(values) else ordered
-    if key != "arm" or reg is None or reg.get("lambdas") is None:
+    None when that changes nothing, or for another key."""
+    reg = cfg.get("registration") if key == "arm" else None
+    if reg is None or reg.get("lambdas") is None:
         return None
     kept = [a for a in reg["lambdas"] if a in values]
     return None if kept == list(values) else kept
+
+
+def largest_cells_first(cfg: Any, values: list[str]) -> list[str] | None:
+    """The swept cells with the largest (most states, ``2^(n+m)``) first, so that jobs running
+    side by side (``hydra/launcher=pool``, ``local``, SLURM) end together instead of one large
+    job running alone at the end (stable: ties as listed); None when that changes nothing."""
+    cells = (cfg.get("registration") or {}).get("cells")
+    if cells is None:
+        return None
+    size = {c: int(cells[c]["n"]) + int(cells[c]["m"]) for c in values if c in cells}
+    ordered = sorted(values, key=lambda c: -size.get(c, 0))
+    return None if ordered == list(values) else ordered
+
+
+def sweep_order(cfg: Any, key: str, values: list[str]) -> list[str] | None:
+    """exp9's ``sweep_order``: registered arms in registration order (:func:`registered_arms`),
+    the largest cells first (:func:`largest_cells_first`); None for another key."""
+    if key == "arm":
+        return registered_arms(cfg, key, values)
+    if key == "cell":
+        return largest_cells_first(cfg, values)
+    return None
