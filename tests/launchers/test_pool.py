@@ -27,9 +27,11 @@ def _plan(*argv: str) -> preflight.Plan:
 
 
 def test_free_cpus_are_the_available_ones_less_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hydra_plugins.prereg_launchers.launcher as launcher
     import prereg.sweep.default_launcher as dl
 
-    monkeypatch.setattr("hydra_plugins.prereg_launchers.launcher.available_cpus", lambda: 2)
+    # the module object, not its dotted name: the namespace package's attribute need not exist
+    monkeypatch.setattr(launcher, "available_cpus", lambda: 2)
     for load, free in ((0.3, 2), (1.2, 1), (7.5, 1)):
         monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
         assert dl.free_cpus() == free
