@@ -32,9 +32,32 @@ def test_free_cpus_are_the_available_ones_less_the_load(monkeypatch: pytest.Monk
 
     # the module object, not its dotted name: the namespace package's attribute need not exist
     monkeypatch.setattr(launcher, "available_cpus", lambda: 2)
+    monkeypatch.setattr(dl, "_window", None)  # no window measured: the 1-minute load average
     for load, free in ((0.3, 2), (1.2, 1), (7.5, 1)):
         monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
         assert dl.free_cpus() == free
+    for busy, free in ((0.3, 2), (0.6, 1), (1.4, 1), (3.0, 1)):  # measured: nearest CPU
+        monkeypatch.setattr(dl, "busy_elsewhere", lambda busy=busy: busy)
+        assert dl.free_cpus() == free
+
+
+def test_the_busy_cpus_are_measured_now_not_a_minute_ago() -> None:
+    """A process spinning on a CPU while this one idles counts as about one busy CPU (the load
+    average would need a minute to see it); under MIN_WINDOW_S there is no figure."""
+    import time
+
+    import prereg.sweep.default_launcher as dl
+
+    dl.start_cpu_window()
+    assert dl.busy_elsewhere() is None  # too short a window to say anything
+    spin = "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"
+    proc = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        time.sleep(1.0)
+        busy = dl.busy_elsewhere()
+    finally:
+        proc.wait()
+    assert busy is not None and busy >= 0.5, busy  # the spinner (and whatever else runs)
 
 
 def test_exp9_multiruns_get_the_pool_by_default_on_more_than_one_cpu() -> None:

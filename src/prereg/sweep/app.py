@@ -132,6 +132,9 @@ def cli(argv: list[str]) -> int:
     from prereg.core.signals import install_interrupt_handlers
 
     install_interrupt_handlers()  # before the slow imports: SIGTERM/Ctrl-C is handled from here
+    from prereg.sweep.default_launcher import start_cpu_window
+
+    start_cpu_window()  # what other processes use while this one starts: the default launcher
     import logging
 
     from prereg.core.atomic import CannotWrite

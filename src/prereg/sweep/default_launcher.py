@@ -6,6 +6,10 @@ way, so its multirun gets ``hydra/launcher=pool`` (worker processes that live fo
 :mod:`hydra_plugins.prereg_launchers.pool`) when more than one CPU is free (:func:`free_cpus`)
 and there is more than one job. ``hydra/launcher=basic`` (or any other) on the command line wins.
 On a machine whose cores other processes keep busy, workers would only compete with them.
+"Free" is measured over the sweep process's own start-up (:func:`start_cpu_window`): the CPU
+time the machine spent outside this process since then. The 1-minute load average, used where
+no window was started, still counts a sweep that ended seconds ago: a second sweep started
+right after a first one got the sequential launcher.
 """
 
 from __future__ import annotations
@@ -14,13 +18,66 @@ from prereg.sweep.preflight import Plan
 
 POOL = "hydra/launcher=pool"
 
+#: A window shorter than this says too little; :func:`free_cpus` uses the load average then.
+MIN_WINDOW_S = 0.25
+
+_window: tuple[float, float, float] | None = None  # (wall, busy CPU s of our CPUs, own CPU s)
+
+
+def _busy_and_own() -> tuple[float, float]:
+    """(CPU seconds the CPUs this process may use have been busy, this process's CPU seconds)."""
+    import os
+    import time
+
+    import psutil
+
+    try:
+        mine = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        mine = None
+    per_cpu = psutil.cpu_times(percpu=True)
+    busy = sum(
+        sum(t) - t.idle - getattr(t, "iowait", 0.0)
+        for i, t in enumerate(per_cpu)
+        if mine is None or i in mine
+    )
+    return busy, time.process_time()
+
+
+def start_cpu_window() -> None:
+    """Start measuring what other processes use (``run.py`` calls it first thing)."""
+    import time
+
+    global _window
+    _window = (time.monotonic(), *_busy_and_own())
+
+
+def busy_elsewhere() -> float | None:
+    """CPUs kept busy by other processes since :func:`start_cpu_window` (0.8: one core 80 %
+    busy); None without a window of at least :data:`MIN_WINDOW_S`."""
+    import time
+
+    if _window is None:
+        return None
+    wall = time.monotonic() - _window[0]
+    if wall < MIN_WINDOW_S:
+        return None
+    busy, own = _busy_and_own()
+    return max(0.0, (busy - _window[1]) - (own - _window[2])) / wall
+
 
 def free_cpus() -> int:
-    """The CPUs this process may use less the 1-minute load average (rounded down), at least 1."""
+    """The CPUs this process may use less those other processes keep busy, at least 1.
+
+    Busy: :func:`busy_elsewhere` rounded to the nearest CPU; without a window, the 1-minute
+    load average rounded down."""
     import os
 
     from hydra_plugins.prereg_launchers.launcher import available_cpus
 
+    busy = busy_elsewhere()
+    if busy is not None:
+        return max(1, available_cpus() - int(busy + 0.5))
     try:
         load = os.getloadavg()[0]
     except OSError:  # no load average on this platform: count every CPU as free
