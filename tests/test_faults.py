@@ -546,9 +546,9 @@ def test_a_disk_that_fills_mid_sweep_stops_it_with_one_line_and_no_half_written_
 ):
     full = mount_tmpfs("full", "size=96k")
     sweep = full / "sweep"
-    proc = run_cli(
+    proc = run_cli(  # one job after another: the second never starts (the pool runs both)
         "-m", "arm=baseline,primary", "cell=n5m3", "registration.step_cap=400",
-        "exp9.chunk_steps=40", f"hydra.sweep.dir={sweep}",
+        "exp9.chunk_steps=40", f"hydra.sweep.dir={sweep}", "hydra/launcher=basic",
     )  # fmt: skip
     first = sweep / "arm=baseline,cell=n5m3,registration.step_cap=400"
     assert_one_error_line(

@@ -262,3 +262,33 @@ def test_a_signal_pending_when_the_run_fails_stops_it_as_interrupted(tmp_path: P
     info = run_signalled(tmp_path, Fake(per_call=1, signal_at=4, nan_loss=4))
     assert isinstance(info.__context__, NonFiniteError)
     assert ckpts(tmp_path) == ["step_00000003"]
+
+
+def test_metrics_text_equals_the_csv_of_all_rows_at_every_chunk() -> None:
+    """metrics.csv is rewritten whole after each chunk from rows formatted once; its text is
+    always that of every row so far, concatenated, also when a chunk changes a column's type
+    (ints, then floats or NaN: pandas turns the column into floats) or has no rows."""
+    from prereg.core.atomic import csv_text
+    from prereg.training.loop import MetricsText
+
+    rng = np.random.default_rng(7)
+    cols = ["step", "loss", "count", "label"]
+
+    def chunk(start: int, n: int, count: Any) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "step": np.arange(start, start + n),
+                "loss": rng.standard_normal(n) * 10.0 ** rng.integers(-20, 20, n),
+                "count": count if np.ndim(count) else np.full(n, count),
+                "label": [f"r{i}" for i in range(start, start + n)],
+            }
+        )
+
+    frames: list[pd.DataFrame] = []
+    text = MetricsText(cols)
+    plan = [(0, 5, 3), (5, 4, 4), (9, 0, 1), (9, 3, np.array([1.5, np.nan, 2.0])), (12, 6, 7)]
+    for start, n, count in plan:
+        frames.append(chunk(start, n, count))
+        expected = csv_text(pd.concat(frames, ignore_index=True)[cols])
+        assert text.add(frames) == expected
+    assert ",1.5,r9\n" in expected and ",,r10\n" in expected  # floats, and the NaN row

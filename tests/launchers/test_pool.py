@@ -72,6 +72,22 @@ def test_exp9_multiruns_get_the_pool_by_default_on_more_than_one_cpu() -> None:
     assert POOL not in with_default_launcher(_plan(*ppo), cpus=2)  # PPO uses every core itself
 
 
+def test_a_rerun_keeps_the_launcher_its_sweep_directory_got(tmp_path: Path) -> None:
+    """Whatever the load now: a re-run into a sweep directory takes the launcher recorded in its
+    multirun.yaml (so finished jobs' .hydra records keep their bytes); a new directory decides
+    from the free CPUs."""
+    sweep = ("-m", "arm=baseline,primary", "cell=n4m2")
+    for recorded, cpus in ((True, 1), (False, 2)):
+        d = tmp_path / str(recorded)
+        d.mkdir()
+        hydra_overrides = [f"hydra.sweep.dir={d}", *([POOL] if recorded else [])]
+        (d / "multirun.yaml").write_text(f"hydra:\n  overrides:\n    hydra: {hydra_overrides}\n")
+        argv = with_default_launcher(_plan(*sweep, f"hydra.sweep.dir={d}"), cpus=cpus)
+        assert (POOL in argv) is recorded
+    fresh = with_default_launcher(_plan(*sweep, f"hydra.sweep.dir={tmp_path / 'new'}"), cpus=2)
+    assert POOL in fresh
+
+
 @pytest.mark.slow
 def test_pool_metrics_equal_the_sequential_launchers_byte_for_byte(tmp_path: Path) -> None:
     jobs = ("-m", "arm=baseline,primary", "cell=n4m2", "registration.step_cap=25")

@@ -198,11 +198,16 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, text + "\n")
 
 
+def csv_text(frame: pd.DataFrame, header: bool = True) -> str:
+    """A DataFrame as prereg's CSV text (full float precision, no index)."""
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, header=header, float_format="%.17g")
+    return buf.getvalue()
+
+
 def atomic_write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> None:
     """Write a DataFrame as CSV (full float precision), atomically."""
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False, float_format="%.17g")
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, csv_text(frame))
 
 
 def read_json(path: str | os.PathLike) -> Any:

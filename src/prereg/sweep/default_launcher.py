@@ -6,6 +6,7 @@ way, so its multirun gets ``hydra/launcher=pool`` (worker processes that live fo
 :mod:`hydra_plugins.prereg_launchers.pool`) when more than one CPU is free (:func:`free_cpus`)
 and there is more than one job. ``hydra/launcher=basic`` (or any other) on the command line wins.
 On a machine whose cores other processes keep busy, workers would only compete with them.
+A re-run into a directory that holds a sweep keeps that sweep's launcher (:func:`previous_choice`).
 "Free" is measured over the sweep process's own start-up (:func:`start_cpu_window`): the CPU
 time the machine spent outside this process since then. The 1-minute load average, used where
 no window was started, still counts a sweep that ended seconds ago: a second sweep started
@@ -90,6 +91,29 @@ def names_launcher(argv: list[str]) -> bool:
     return any(a.lstrip("+~").startswith("hydra/launcher=") for a in argv)
 
 
+def previous_choice(argv: list[str]) -> bool | None:
+    """Whether the earlier sweep in the directory ``hydra.sweep.dir=`` names got the pool (its
+    ``multirun.yaml``); None when the command line names no fixed directory or none ran there.
+
+    A re-run keeps the earlier choice, so the Hydra records of finished jobs (``.hydra/``),
+    rewritten before every job, keep their bytes whatever the machine's load is now."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    named = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.sweep.dir=")]
+    if not named or "${" in named[-1]:
+        return None
+    record = Path(named[-1]).expanduser() / "multirun.yaml"
+    if not record.is_file():
+        return None
+    try:
+        overrides = list(OmegaConf.load(record).hydra.overrides.hydra)
+    except Exception:  # noqa: BLE001 - an unreadable record: decide afresh
+        return None
+    return POOL in overrides
+
+
 def with_default_launcher(plan: Plan, cpus: int | None = None) -> list[str]:
     """The planned argv, with :data:`POOL` added where the module docstring says (``cpus``:
     the free CPUs; None asks the OS, :func:`free_cpus`)."""
@@ -98,6 +122,11 @@ def with_default_launcher(plan: Plan, cpus: int | None = None) -> list[str]:
     from prereg.core.experiments import experiment_or_none
 
     if not (plan.multirun and plan.jobs and len(plan.jobs) > 1) or names_launcher(plan.argv):
+        return plan.argv
+    previous = previous_choice(plan.argv)
+    if previous is not None:  # a re-run keeps the launcher its directory's records name
+        if previous:
+            plan.argv, plan.overrides = [*plan.argv, POOL], [*plan.overrides, POOL]
         return plan.argv
     if cpus is None:
         cpus = free_cpus()

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prereg.core.atomic import atomic_write_csv
+from prereg.core.atomic import atomic_write_text, csv_text
 from prereg.core.signals import Deferred, deferred_interrupts
 from prereg.training import checkpoints as ck
 from prereg.training.nonfinite import first_nonfinite, nonfinite_error, nonfinite_leaf
@@ -152,9 +152,11 @@ def train_in_chunks(
         state = study.start()
         origin = study.position(state)
 
+    csv = MetricsText(list(study.columns))
+
     def write(rows: pd.DataFrame) -> None:
         frames.append(rows)
-        atomic_write_csv(metrics_path, pd.concat(frames, ignore_index=True)[list(study.columns)])
+        atomic_write_text(metrics_path, csv.add(frames))
         tb.log_frame(rows[list(study.columns)], index)  # logger=tensorboard: this chunk's rows
 
     target = study.target()
@@ -178,6 +180,31 @@ def train_in_chunks(
             ck.prune_periodic(ckpt_dir)
             signalled.raise_pending()  # SIGTERM & co. during the chunk: stop here, checkpointed
     return state, pd.concat(frames, ignore_index=True)
+
+
+class MetricsText:
+    """``metrics.csv``'s text, each row formatted once.
+
+    The file is rewritten whole (atomically) after every chunk, so a reader never sees half a
+    file; formatting every row again each time cost more than the writes (exp9: 5,000 rows
+    formatted per 2,000-step run). The text equals the CSV of all the frames concatenated: a
+    chunk whose column types differ from the rows before it (pandas would change a column's
+    type when concatenating) has all the rows formatted again."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = columns
+        self.text = ""
+        self.dtypes: pd.Series | None = None
+
+    def add(self, frames: list[pd.DataFrame]) -> str:
+        """The CSV text of ``frames`` (all rows so far), ``frames[:-1]`` being what it had."""
+        new = frames[-1][self.columns]
+        if self.dtypes is not None and new.dtypes.equals(self.dtypes):
+            self.text += csv_text(new, header=False)
+        else:
+            whole = pd.concat(frames, ignore_index=True)[self.columns]
+            self.text, self.dtypes = csv_text(whole), whole.dtypes
+        return self.text
 
 
 ORIGIN_KEY = "chunk_origin"  #: checkpoint meta: the position chunks are counted from
