@@ -129,7 +129,12 @@ def test_a_sigusr2_before_the_run_starts_is_recorded_requeued(tmp_path: Path) ->
         lease, r = read(run_dir / "lease.json"), read(run_dir / "run.json") or {}
         return int(lease["pid"]) if lease and r.get("job") and "status" not in r else None
 
-    seen = local_sweep(tmp_path, claimed)
-    assert_requeued_by_submitit(seen)
+    for attempt in range(5):  # the window (~1 s) can be missed on a busy machine: try again
+        (where := tmp_path / f"try{attempt}").mkdir()
+        seen = local_sweep(where, claimed)
+        assert_requeued_by_submitit(seen)
+        if "attempts" not in seen["stopped"]:  # landed before the run started: the case here
+            break
+        print(f"try {attempt}: the signal landed after the run had started; trying again")
     assert seen["stopped"]["job"]["overrides"] and "attempts" not in seen["stopped"]
     assert seen["final"]["attempts"] == 1  # the stopped attempt never started the run
