@@ -61,11 +61,11 @@ def label(reg: Mapping[str, Any], arm: str) -> str:
     return f"{arm} (λ = {spec.lam:g}{form})"
 
 
-def registered_arms(cfg: Any, key: str, values: list[str]) -> list[str] | None:
-    """exp9's ``sweep_order``: for ``arm``, the values the registration registers, in its order
-    (a glob's other values are dropped before the precheck; the jobs then run baseline first);
-    None when that changes nothing, or for another key."""
-    reg = cfg.get("registration") if key == "arm" else None
+def registered_arms(cfg: Any, values: list[str]) -> list[str] | None:
+    """The swept arms the registration registers, in its order (a glob's other values are
+    dropped before the precheck; the jobs then run baseline first); None when that changes
+    nothing."""
+    reg = cfg.get("registration")
     if reg is None or reg.get("lambdas") is None:
         return None
     kept = [a for a in reg["lambdas"] if a in values]
@@ -88,7 +88,7 @@ def sweep_order(cfg: Any, key: str, values: list[str]) -> list[str] | None:
     """exp9's ``sweep_order``: registered arms in registration order (:func:`registered_arms`),
     the largest cells first (:func:`largest_cells_first`); None for another key."""
     if key == "arm":
-        return registered_arms(cfg, key, values)
+        return registered_arms(cfg, values)
     if key == "cell":
         return largest_cells_first(cfg, values)
     return None
