@@ -8,14 +8,13 @@ the second eigenvector, and the Cheeger margin min(Phi - gamma/2, sqrt(2 gamma) 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import partial
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.linalg import lu_factor, lu_solve
 
 from prereg.exp9 import kernel, model
+from prereg.training.jaxexport import cached_jit
 
 DEFAULT_GATES: dict[str, float] = {
     "detailed_balance": 1e-15,  # max |pi_i P_ij - pi_j P_ji|
@@ -26,7 +25,7 @@ DEFAULT_GATES: dict[str, float] = {
 }
 
 
-@partial(jax.jit, static_argnums=(1, 2))
+@cached_jit(static_argnames=("n", "m"))
 def _pi_and_kernel(theta: jnp.ndarray, n: int, m: int) -> tuple[jnp.ndarray, jnp.ndarray]:
     """(pi [N], P [N, N]) at theta, compiled once per (n, m)."""
     log_pi = model.log_joint(theta, n, m)

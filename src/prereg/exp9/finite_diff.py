@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from prereg.exp9 import predictor as pred
+from prereg.training.jaxexport import cached_jit
 
 
-@partial(jax.jit, static_argnums=(2, 3))
+@cached_jit(static_argnames=("n", "m"))
 def _rho(theta: jnp.ndarray, log_q: jnp.ndarray, n: int, m: int) -> jnp.ndarray:
     """rho(theta), jitted for the many finite-difference evaluations."""
     return pred.predictor(theta, log_q, n, m)["rho"]
 
 
-@partial(jax.jit, static_argnums=(2, 3))
+@cached_jit(static_argnames=("n", "m"))
 def _rho_and_grads(
     theta: jnp.ndarray, log_q: jnp.ndarray, n: int, m: int
 ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:

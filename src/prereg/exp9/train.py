@@ -8,7 +8,6 @@ chunk length; running a trajectory in chunks of any sizes is bit-identical to on
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -18,6 +17,7 @@ import optax
 from prereg.exp9 import model, resolvent
 from prereg.exp9 import predictor as pred
 from prereg.exp9.analysis import METRIC_COLUMNS
+from prereg.training.jaxexport import cached_jit
 
 METRIC_KEYS = tuple(METRIC_COLUMNS)  # one list of logged columns, shared with the verdict
 
@@ -49,7 +49,7 @@ def _loss_and_grad(
     return loss, grad, metrics
 
 
-@partial(jax.jit, static_argnames=("num_steps", "n", "m", "lam", "form", "lr"))
+@cached_jit(static_argnames=("num_steps", "n", "m", "lam", "form", "lr"))
 def _run_chunk(
     state: TrainState,
     log_q: jnp.ndarray,
