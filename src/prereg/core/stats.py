@@ -14,9 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _st
 
 DECIMALS = 12
+
+
+def _st():
+    """``scipy.stats``, imported on first use: it takes 1-2 s to import, and a verdict that
+    computes no interval (exp9's) should not wait for it."""
+    from scipy import stats
+
+    return stats
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -25,7 +32,7 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
         return (math.nan, math.nan)
     if not 0 <= k <= n:
         raise ValueError(f"k must lie in [0, n]; got k={k}, n={n}")
-    z = float(_st.norm.ppf(0.5 + confidence / 2))
+    z = float(_st().norm.ppf(0.5 + confidence / 2))
     p = k / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
@@ -45,20 +52,20 @@ def min_successes(n: int, min_rate: float) -> int:
 
 def pass_probability(n: int, min_rate: float, p: float) -> float:
     """P(X/n >= min_rate) for X ~ Binomial(n, p): a policy of true rate p passing a rate gate."""
-    return float(_st.binom.sf(min_successes(n, min_rate) - 1, n, p))
+    return float(_st().binom.sf(min_successes(n, min_rate) - 1, n, p))
 
 
 def wilson_pass_probability(n: int, min_rate: float, p: float, confidence: float = 0.95) -> float:
     """P(Wilson lower bound of X/n >= min_rate) for X ~ Binomial(n, p) (exact sum)."""
     ks = [k for k in range(n + 1) if wilson_interval(k, n, confidence)[0] >= min_rate]
-    return float(_st.binom.pmf(ks, n, p).sum()) if ks else 0.0
+    return float(_st().binom.pmf(ks, n, p).sum()) if ks else 0.0
 
 
 def _joint(n1: int, n2: int, p: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Outcomes (X, Y) and their probabilities for independent Binomial(n1, p), Binomial(n2, p)."""
     x = np.arange(n1 + 1)[:, None]
     y = np.arange(n2 + 1)[None, :]
-    prob = _st.binom.pmf(x, n1, p) * _st.binom.pmf(y, n2, p)
+    prob = _st().binom.pmf(x, n1, p) * _st().binom.pmf(y, n2, p)
     return x, y, prob
 
 
@@ -92,7 +99,7 @@ def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> TwoProportion:
     if se == 0:
         return TwoProportion(p1 - p2, 0.0, 1.0)
     z = (p1 - p2) / se
-    return TwoProportion(p1 - p2, z, float(2 * _st.norm.sf(abs(z))))
+    return TwoProportion(p1 - p2, z, float(2 * _st().norm.sf(abs(z))))
 
 
 def two_proportion_fail_probability(n1: int, n2: int, p: float, alpha: float) -> float:
@@ -103,7 +110,7 @@ def two_proportion_fail_probability(n1: int, n2: int, p: float, alpha: float) ->
     se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, (xs / n1 - ys / n2) / np.where(se > 0, se, 1.0), 0.0)
-    p_value = 2 * _st.norm.sf(np.abs(z))
+    p_value = 2 * _st().norm.sf(np.abs(z))
     return float(prob[p_value < alpha].sum())
 
 
@@ -150,7 +157,7 @@ def slope_upper_bound(
     slope = float(np.sum(xc * yc) / sxx)
     resid = yc - slope * xc
     se = math.sqrt(float(np.sum(resid * resid)) / dof / sxx)
-    upper = slope + float(_st.t.ppf(confidence, dof)) * se
+    upper = slope + float(_st().t.ppf(confidence, dof)) * se
     return SlopeFit(slope, se, upper, dof, len(xa))
 
 
@@ -184,7 +191,7 @@ def bootstrap_mean_ci(
         return (math.nan, math.nan)
     if np.all(v == v[0]):
         return (float(v[0]), float(v[0]))
-    res = _st.bootstrap(
+    res = _st().bootstrap(
         (v,),
         np.mean,
         confidence_level=confidence,
