@@ -562,6 +562,24 @@ def test_a_disk_that_fills_mid_sweep_stops_it_with_one_line_and_no_half_written_
     assert not (sweep / "verdict.json").exists()
 
 
+def test_a_disk_that_fills_mid_pool_sweep_stops_it_with_one_line(mount_tmpfs):
+    """The pool's worker hands the full disk back to the sweep process, which stops the other
+    worker's job and prints the same one line (no worker traceback)."""
+    full = mount_tmpfs("full", "size=96k")
+    sweep = full / "sweep"
+    proc = run_cli(
+        "-m", "arm=baseline,primary", "cell=n5m3", "registration.step_cap=400",
+        "exp9.chunk_steps=40", f"hydra.sweep.dir={sweep}", "hydra/launcher=pool",
+        "hydra.launcher.workers=2",
+    )  # fmt: skip
+    assert_one_error_line(
+        proc, rf"error: cannot write to {re.escape(str(sweep))}/arm=\S+: No space left on device"
+    )
+    assert_every_file_whole(full)
+    assert_no_leftovers(full)
+    assert not (sweep / "verdict.json").exists()
+
+
 def test_a_read_only_output_directory_is_one_line_before_any_compute(mount_tmpfs):
     ro = mount_tmpfs("ro", "ro,size=1m")
     for args in (

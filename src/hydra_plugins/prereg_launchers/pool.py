@@ -24,6 +24,7 @@ launcher. Jobs' results equal the sequential launcher's byte for byte (same code
 import logging
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -225,6 +226,8 @@ class _Pool:
         """Run the jobs on ``size`` workers (started here, or kept from setup; extras end)."""
         import cloudpickle
 
+        from prereg.core.atomic import CannotWrite
+
         returns: dict[int, JobReturn] = {}
         dead = []
         waiting = deque(range(len(job_overrides)))
@@ -267,6 +270,8 @@ class _Pool:
                         self.workers.remove(w)
                         if waiting and not (fail_fast or stop):
                             self.start_worker()
+                    if isinstance(ret, CannotWrite):  # a full or read-only disk stops the
+                        raise ret  # sweep, as in the sequential launcher: one line in run.py
                     returns[i] = ret
                     if fail_fast and not stop and returned_failure(ret):
                         stop = True
@@ -314,9 +319,12 @@ def worker_main(conn: Connection) -> None:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # workers may share a GPU
     import cloudpickle
 
+    from prereg.core.atomic import CannotWrite
+    from prereg.core.signals import RunInterrupted
     from prereg.sweep.app import setup
 
     setup()
+    logging.raiseExceptions = False  # a log line the disk refuses is not the job's error
     runner = conn.recv()
     if runner:  # imported once here, while the sweep process plans (JAX for exp9 and PPO)
         from prereg.core.experiments import get_experiment
@@ -333,7 +341,13 @@ def worker_main(conn: Connection) -> None:
     job_id = f"pool_{os.getpid()}"
     while data := _receive(conn):
         sweep_config = cloudpickle.loads(data)
-        ret = launcher.run_one(sweep_config, job_id)
+        try:
+            ret = launcher.run_one(sweep_config, job_id)
+        except CannotWrite as exc:  # the sweep process stops the sweep and prints one line
+            conn.send_bytes(cloudpickle.dumps(exc))
+            continue
+        except RunInterrupted as exc:  # the job recorded its stop; the sweep process says why
+            sys.exit(128 + exc.signum)
         try:
             data = cloudpickle.dumps(ret)
         except Exception as exc:  # noqa: BLE001 - e.g. an exception that does not pickle
@@ -350,8 +364,11 @@ _STOP = b""
 
 
 def _receive(conn: Connection) -> bytes:
-    """The next message for a worker; :data:`_STOP` once the sweep process has gone."""
+    """The next message for a worker; :data:`_STOP` once the sweep process has gone, or when a
+    signal (Ctrl-C, SIGTERM) reaches a worker that holds no job: it ends quietly."""
+    from prereg.core.signals import RunInterrupted
+
     try:
         return conn.recv_bytes()
-    except (EOFError, OSError):
+    except (EOFError, OSError, RunInterrupted):
         return _STOP
