@@ -174,12 +174,24 @@ def prestart(runner: str, count: int) -> None:
         _PRESTARTED.append(_spawn(runner))
 
 
-def stop_prestarted() -> None:
-    """End the prestarted workers no launcher adopted (the sweep stopped before Hydra ran)."""
+#: Workers told to end, not yet waited for (:meth:`_Pool.close`).
+_EXITING: list[SimpleNamespace] = []
+
+
+def end_workers() -> None:
+    """Wait for the workers told to end (kill one that takes over 30 s), and end the
+    prestarted ones no launcher adopted (the sweep stopped before Hydra ran)."""
     while _PRESTARTED:
         w = _PRESTARTED.pop()
         w.proc.kill()  # it holds no job: nothing to clean up, and no traceback on the terminal
         w.proc.join()
+        w.conn.close()
+    while _EXITING:
+        w = _EXITING.pop(0)
+        w.proc.join(timeout=30)
+        if w.proc.is_alive():
+            w.proc.kill()
+            w.proc.join()
         w.conn.close()
 
 
@@ -286,27 +298,25 @@ class _Pool:
             for w in self.workers + self.retired:
                 if w.proc.is_alive():
                     os.kill(w.proc.pid, signum)
-            raise
-        finally:
             self.close()
+            raise
+        self.close(wait=False)  # they exit (JAX's teardown) while this process writes the verdict
         if dead:
             log.error(dead_jobs_message(dead, len(job_overrides)))
         return [returns.get(i) or not_run_return(o) for i, o in enumerate(job_overrides)]
 
-    def close(self) -> None:
-        """Tell every worker to end; wait for it (then kill one that does not)."""
+    def close(self, wait: bool = True) -> None:
+        """Tell every worker to end; wait for it (then kill one that does not), or with
+        ``wait=False`` leave that to :func:`end_workers` (``run.py`` calls it at the end)."""
         for w in self.workers:
             try:
                 w.conn.send_bytes(_STOP)
             except (OSError, ValueError):
                 pass
-        for w in self.workers + self.retired:
-            w.proc.join(timeout=30)
-            if w.proc.is_alive():
-                w.proc.kill()
-                w.proc.join()
-            w.conn.close()
+        _EXITING.extend(self.workers + self.retired)
         self.workers, self.retired = [], []
+        if wait:
+            end_workers()
 
 
 def worker_main(conn: Connection) -> None:

@@ -164,9 +164,9 @@ def cli(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        from prereg.sweep.default_launcher import stop_prestarted
+        from prereg.sweep.default_launcher import end_pool_workers
 
-        stop_prestarted()  # pool workers no launcher took (the sweep stopped before Hydra)
+        end_pool_workers()  # exiting pool workers; those no launcher took (bad input)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -164,10 +164,11 @@ def prestart_pool(plan: Plan) -> int:
     return count
 
 
-def stop_prestarted() -> None:
-    """End pool workers started for a sweep that never reached its launcher (bad input)."""
+def end_pool_workers() -> None:
+    """Wait for the pool's workers to exit, and end those started for a sweep that never
+    reached its launcher (bad input)."""
     import sys
 
     pool = sys.modules.get("hydra_plugins.prereg_launchers.pool")
     if pool is not None:
-        pool.stop_prestarted()
+        pool.end_workers()
