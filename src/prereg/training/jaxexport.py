@@ -62,11 +62,16 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()
 
 
+#: JAX options that change what is logged or cached, not the program (left out of the key).
+_NOT_SEMANTIC = ("cache", "log", "traceback", "explain", "profil")
+
+
 def _jax_settings() -> str:
-    """JAX's configuration values (x64, precision, ...) but its cache settings, and the backend."""
+    """JAX's configuration values (x64, precision, ...) but those in :data:`_NOT_SEMANTIC`, and
+    the backend."""
     import jax
 
-    values = {k: v for k, v in jax.config.values.items() if "cache" not in k}
+    values = {k: v for k, v in jax.config.values.items() if not any(w in k for w in _NOT_SEMANTIC)}
     return f"{sorted(values.items(), key=lambda kv: kv[0])!r} backend={jax.default_backend()}"
 
 
