@@ -131,7 +131,7 @@ class CachedJit:
         call, out_tree = self.programs[key]
         if out_tree is None:  # not exportable: plain jit
             return call(*args, **kwargs)
-        return jax.tree.unflatten(out_tree, call(*leaves))
+        return jax.tree.unflatten(out_tree, call(*jax.device_put(leaves, jax.devices()[0])))
 
     def _key(self, static: dict[str, Any], leaves: list[Any], treedef: Any) -> str:
         text = "\n".join(
