@@ -10,12 +10,17 @@ cold run fills it first); ``--local`` adds ``hydra/launcher=local`` (one process
 Beside each wall time, the CPU seconds (user + system) of all its processes: the sweep's whole
 processes (start-up and imports included), the bare computation's loop only; on a machine others
 keep busy these say more about the work done than the wall times.
+Each row is also measured with the traced-program cache off (``PREREG_TRACE_CACHE=0``: every
+process traces and lowers its JAX programs again, as before that cache). ``--repeat N`` runs
+every measurement N times, round-robin, and prints the median and the range (this VM's timings
+vary by 10-20 % from run to run).
 Then the cost of one training step against the eigendecomposition reference, as before.
 The machine's load (``os.getloadavg``) is printed: figures from a busy machine are not a
 quiet machine's.
 
     python benchmarks/exp9_sweep.py                 # full registered sweep (2000 steps)
     python benchmarks/exp9_sweep.py --steps 200     # quicker, not the registered cap
+    python benchmarks/exp9_sweep.py --cache ~/.cache/prereg/jax --repeat 3
 """
 
 from __future__ import annotations
@@ -23,10 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +52,7 @@ def _children_cpu() -> float:
 
 
 def sweep(
-    out: Path, cache: Path, steps: int | None, launcher: str | None = None
+    out: Path, cache: Path, steps: int | None, launcher: str | None = None, traced: bool = True
 ) -> tuple[float, float]:
     """(wall seconds, CPU seconds of all its processes) of the whole multirun (verdict
     included) in a fresh process."""
@@ -53,7 +62,8 @@ def sweep(
         args.append(f"hydra/launcher={launcher}")
     if steps is not None:
         args.append(f"registration.step_cap={steps}")
-    env = {**os.environ, "PREREG_JAX_CACHE": str(cache)}
+    env = {**os.environ, "PREREG_JAX_CACHE": str(cache), "PREREG_TRACE_CACHE": str(int(traced))}
+    shutil.rmtree(out, ignore_errors=True)
     cpu, tic = _children_cpu(), time.perf_counter()
     proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - tic, _children_cpu() - cpu
@@ -62,11 +72,12 @@ def sweep(
     return wall, cpu
 
 
-def bare(cache: Path, steps: int | None) -> tuple[float, float]:
+def bare(cache: Path, steps: int | None, traced: bool = True) -> tuple[float, float]:
     """(wall, CPU) seconds of the bare 12-run computation in a fresh process (imports excluded,
     the warm compilation cache's loads included, as the sweep's jobs pay them)."""
     args = [sys.executable, __file__, "--bare"] + ([f"--steps={steps}"] if steps else [])
-    env = {**os.environ, "PREREG_JAX_CACHE": str(cache), "OPENBLAS_NUM_THREADS": "1"}
+    env = {**os.environ, "PREREG_JAX_CACHE": str(cache), "OPENBLAS_NUM_THREADS": "1",
+           "PREREG_TRACE_CACHE": str(int(traced))}  # fmt: skip
     proc = subprocess.run(args, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"bare computation failed:\n{proc.stderr[-3000:]}")
@@ -141,6 +152,7 @@ def main() -> None:
     parser.add_argument(
         "--cache", type=Path, default=None, help="a warm compilation cache to use (no cold run)"
     )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each row (median shown)")
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # for bare()
     args = parser.parse_args()
     if args.bare:
@@ -148,43 +160,62 @@ def main() -> None:
         return
     flags = (f" --steps {args.steps}" if args.steps else "") + (" --local" if args.local else "")
     flags += f" --cache {args.cache}" if args.cache else ""
+    flags += f" --repeat {args.repeat}" if args.repeat > 1 else ""
     print(f"command: python benchmarks/exp9_sweep.py{flags}")
     load = os.getloadavg()
     print(f"CPUs available: {len(os.sched_getaffinity(0))}; load average before: "
           f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")  # fmt: skip
-    rows: list[tuple[str, tuple[float, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cache = args.cache or tmp / "cache"
         cold = None if args.cache else sweep(tmp / "cold", cache, args.steps)  # fills the cache
-        bare(cache, args.steps)  # warms the cache for the bare computation's own programs
-        base = bare(cache, args.steps)
-        rows.append(("bare 12-run computation, one process (baseline)", base))
-        for launcher in ("pool", "basic") + (("local",) if args.local else ()):
+        if not args.cache:  # the programs jax.jit compiles when the traced-program cache is off
+            sweep(tmp / "cold-off", cache, args.steps, traced=False)
+        for traced in (True, False):  # the bare computation's own programs
+            bare(cache, args.steps, traced)
+        launchers = ("pool", "basic") + (("local",) if args.local else ())
+        runs: dict[str, Callable[[], tuple[float, float]]] = {
+            "bare 12-run computation, one process (baseline)": lambda: bare(cache, args.steps),
+            "bare, traced-program cache off": lambda: bare(cache, args.steps, traced=False),
+        }
+        for launcher in launchers:
             label = f"run.py sweep + verdict, hydra/launcher={launcher}"
-            rows.append((label, sweep(tmp / launcher, cache, args.steps, launcher)))
+            runs[label] = partial(sweep, tmp / launcher, cache, args.steps, launcher)
+            runs[f"{label}, traced-program cache off"] = partial(
+                sweep, tmp / f"{launcher}-off", cache, args.steps, launcher, False
+            )
+        seen: dict[str, list[tuple[float, float]]] = {label: [] for label in runs}
+        for _ in range(args.repeat):  # round-robin: a slow spell of the machine hits every row
+            for label, run in runs.items():
+                seen[label].append(run())
         verdict = json.loads((tmp / "pool" / "verdict.json").read_text())
         same = all(
-            (d / "metrics.csv").read_bytes()
-            == (tmp / "basic" / d.name / "metrics.csv").read_bytes()
+            (d / "metrics.csv").read_bytes() == (tmp / other / d.name / "metrics.csv").read_bytes()
+            for other in ("basic", "pool-off")
             for d in (tmp / "pool").iterdir()
             if (d / "metrics.csv").exists()
         )
     load = os.getloadavg()
     print(f"load average after: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     print()
-    print("| measurement (warm compile cache) | seconds | / bare | CPU s | vs seed (1913 s) |")
+    base = statistics.median(w for w, _ in seen["bare 12-run computation, one process (baseline)"])
+    n = args.repeat
+    print(f"| measurement (warm compile cache{f'; median of {n}, range' if n > 1 else ''}) "
+          "| seconds | / bare | CPU s | vs seed (1913 s) |")  # fmt: skip
     print("|---|---:|---:|---:|---:|")
-    for label, (wall, cpu) in rows:
+    for label, figures in seen.items():
+        wall = statistics.median(w for w, _ in figures)
+        cpu = statistics.median(c for _, c in figures)
+        spread = f" ({min(w for w, _ in figures):.1f}-{max(w for w, _ in figures):.1f})"
         print(
-            f"| {label} | {wall:.1f} | {wall / base[0]:.2f} | {cpu:.1f} "
+            f"| {label} | {wall:.1f}{spread if n > 1 else ''} | {wall / base:.2f} | {cpu:.1f} "
             f"| {SEED_SECONDS / wall:.0f}x faster |"
         )
     if cold is not None:
         wall, cpu = cold
-        print(f"| run.py sweep, cold compile cache (pool) | {wall:.1f} | {wall / base[0]:.2f} "
+        print(f"| run.py sweep, cold compile cache (pool) | {wall:.1f} | {wall / base:.2f} "
               f"| {cpu:.1f} | |")  # fmt: skip
-    print(f"\nmetrics.csv byte-identical, pool vs basic, every run: {same}")
+    print(f"\nmetrics.csv byte-identical, pool vs basic and vs pool with the cache off: {same}")
     print(f"outcome {verdict['outcome']['number']}: {verdict['outcome']['sentence']}")
     print()
     print(
