@@ -321,16 +321,25 @@ class _Pool:
 
 def worker_main(conn: Connection) -> None:
     """A worker process: set prereg up, import the study's runner, take its launcher, then run
-    jobs until told to stop. Each job's JobReturn goes back pickled (an unpicklable one as its
-    exception's text)."""
-    from prereg.core.signals import install_interrupt_handlers
+    jobs until told to stop (:func:`_work`). A signal (Ctrl-C, the sweep process's SIGTERM) ends
+    it quietly wherever it lands: a job records its own stop, and the sweep process says why."""
+    from prereg.core.signals import RunInterrupted, install_interrupt_handlers
 
     install_interrupt_handlers()
+    try:
+        _work(conn)
+    except RunInterrupted as exc:
+        sys.exit(128 + exc.signum)
+
+
+def _work(conn: Connection) -> None:
+    """The worker's life after its signal handlers: each job's JobReturn goes back pickled (an
+    unpicklable one as its exception's text); a full or read-only disk goes back as the
+    ``CannotWrite`` that stops the sweep."""
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # workers may share a GPU
     import cloudpickle
 
     from prereg.core.atomic import CannotWrite
-    from prereg.core.signals import RunInterrupted
     from prereg.sweep.app import setup
 
     setup()
@@ -356,8 +365,6 @@ def worker_main(conn: Connection) -> None:
         except CannotWrite as exc:  # the sweep process stops the sweep and prints one line
             conn.send_bytes(cloudpickle.dumps(exc))
             continue
-        except RunInterrupted as exc:  # the job recorded its stop; the sweep process says why
-            sys.exit(128 + exc.signum)
         try:
             data = cloudpickle.dumps(ret)
         except Exception as exc:  # noqa: BLE001 - e.g. an exception that does not pickle
@@ -374,11 +381,8 @@ _STOP = b""
 
 
 def _receive(conn: Connection) -> bytes:
-    """The next message for a worker; :data:`_STOP` once the sweep process has gone, or when a
-    signal (Ctrl-C, SIGTERM) reaches a worker that holds no job: it ends quietly."""
-    from prereg.core.signals import RunInterrupted
-
+    """The next message for a worker; :data:`_STOP` once the sweep process has gone."""
     try:
         return conn.recv_bytes()
-    except (EOFError, OSError, RunInterrupted):
+    except (EOFError, OSError):
         return _STOP
