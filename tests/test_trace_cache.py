@@ -93,3 +93,24 @@ def test_a_damaged_entry_is_traced_again_and_replaced(cold, tmp_path):
     assert again["values"] == cold[1]["values"]
     assert len(damaged.read_bytes()) > 100  # written whole again
     assert _run(cache)["traced"] == 0
+
+
+def test_static_parameters_may_come_first_and_unnamed_ones_are_refused():
+    """The stored program calls the function by parameter name (a static ``k`` before the
+    array ``x`` is bound as such), equal to plain jit; ``*args`` cannot be named: refused."""
+    import jax
+    import jax.numpy as jnp
+
+    from prereg.training.jaxexport import cached_jit
+
+    def scale(k: int, x):
+        return x * k + jnp.arange(x.shape[0])
+
+    cached = cached_jit(scale, static_argnames=("k",))
+    x = jnp.ones(3)
+    plain = jax.jit(scale, static_argnames=("k",))
+    assert cached(3, x).tolist() == plain(3, x).tolist() == [3.0, 4.0, 5.0]
+    assert cached(k=2, x=x).tolist() == plain(k=2, x=x).tolist()
+    assert len(cached.programs) == 2  # one stored program per value of the static k
+    with pytest.raises(TypeError, match="named parameters only"):
+        cached_jit(lambda *xs: xs)

@@ -8,11 +8,12 @@ once (StableHLO plus its calling convention), keeps it in ``<JAX cache dir>/prer
 and calls the stored program in every later process.
 
 The key is everything the traced program depends on: the function (module and name), the
-source of the whole prereg package (an edit to any file changes every key), the versions of
-jax, jaxlib, optax and numpy, JAX's configuration (x64, matmul precision...), the backend, the
-static arguments' values and the other arguments' tree structure, shapes and dtypes.  So a
-cached function must be a module-level pure function of its arguments and prereg's code: it
-may not close over data.
+source of the whole prereg package (an edit to any file changes every key), the file that
+defines the function, the versions of jax, jaxlib, optax and numpy, JAX's configuration (x64,
+matmul precision...), the backend, the static arguments' values and the other arguments' tree
+structure, shapes and dtypes.  So a cached function must be a module-level pure function of its
+arguments and of that code: it may not close over data, and takes named parameters only (no
+``*args``).
 
 The program that runs is the exported one on a first call too, so a cold process and a warm one
 compute the same bits (and the same as ``jax.jit``: tests/test_trace_cache.py).  With no
@@ -66,6 +67,16 @@ def _code_fingerprint() -> str:
 _NOT_SEMANTIC = ("cache", "log", "traceback", "explain", "profil")
 
 
+def _file_fingerprint(fun: Callable[..., Any]) -> str:
+    """Hash of the file that defines ``fun`` (a function outside prereg: a test's, a study's
+    own); '' when it has none."""
+    try:
+        source = inspect.getsourcefile(fun)
+        return hashlib.sha256(Path(source).read_bytes()).hexdigest() if source else ""
+    except (OSError, TypeError):
+        return ""
+
+
 def _jax_settings() -> str:
     """JAX's configuration values (x64, precision, ...) but those in :data:`_NOT_SEMANTIC`, and
     the backend."""
@@ -106,6 +117,11 @@ class CachedJit:
         self.fun = fun
         self.static_argnames = static_argnames
         self.signature = inspect.signature(fun)
+        kinds = {p.kind for p in self.signature.parameters.values()}
+        unnamed = {inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL,
+                   inspect.Parameter.VAR_KEYWORD}  # fmt: skip
+        if kinds & unnamed:  # the program calls the function by parameter name
+            raise TypeError(f"cached_jit: {fun.__qualname__} must take named parameters only")
         self.jitted = jax.jit(fun, static_argnames=static_argnames)
         self.programs: dict[str, tuple[Callable[..., Any], Any]] = {}
         functools.update_wrapper(self, fun)
@@ -123,7 +139,7 @@ class CachedJit:
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         static = {k: v for k, v in bound.arguments.items() if k in self.static_argnames}
-        dynamic = tuple(v for k, v in bound.arguments.items() if k not in self.static_argnames)
+        dynamic = {k: v for k, v in bound.arguments.items() if k not in self.static_argnames}
         leaves, treedef = jax.tree.flatten(dynamic)
         key = self._key(static, leaves, treedef)
         if key not in self.programs:
@@ -139,6 +155,7 @@ class CachedJit:
                 f"format {FORMAT}",
                 f"{self.fun.__module__}.{self.fun.__qualname__}",
                 _code_fingerprint(),
+                _file_fingerprint(self.fun),
                 _jax_settings(),
                 repr(sorted(static.items())),
                 repr(treedef),
@@ -161,7 +178,7 @@ class CachedJit:
         found: dict[str, Any] = {}
 
         def flat(*flat_args: Any) -> list[Any]:
-            out = self.fun(*jax.tree.unflatten(treedef, flat_args), **static)
+            out = self.fun(**jax.tree.unflatten(treedef, flat_args), **static)
             out_leaves, found["tree"] = jax.tree.flatten(out)
             return out_leaves
 
