@@ -67,9 +67,10 @@ def _code_fingerprint() -> str:
 _NOT_SEMANTIC = ("cache", "log", "traceback", "explain", "profil")
 
 
+@functools.cache
 def _file_fingerprint(fun: Callable[..., Any]) -> str:
     """Hash of the file that defines ``fun`` (a function outside prereg: a test's, a study's
-    own); '' when it has none."""
+    own); '' when it has none. Read once per process, as prereg's own source is."""
     try:
         source = inspect.getsourcefile(fun)
         return hashlib.sha256(Path(source).read_bytes()).hexdigest() if source else ""
