@@ -86,6 +86,12 @@ def test_a_rerun_keeps_the_launcher_its_sweep_directory_got(tmp_path: Path) -> N
         assert (POOL in argv) is recorded
     fresh = with_default_launcher(_plan(*sweep, f"hydra.sweep.dir={tmp_path / 'new'}"), cpus=2)
     assert POOL in fresh
+    # the composed directory counts, however it is set: here ++ (no plain hydra.sweep.dir=)
+    forced = with_default_launcher(_plan(*sweep, f"++hydra.sweep.dir={tmp_path / 'True'}"), cpus=1)
+    assert POOL in forced
+    # a directory not fixed yet (an interpolation) holds no earlier sweep: decided afresh
+    dated = f"hydra.sweep.dir={tmp_path / 'True'}/${{now:%Y}}"
+    assert POOL not in with_default_launcher(_plan(*sweep, dated), cpus=1)
 
 
 @pytest.mark.slow

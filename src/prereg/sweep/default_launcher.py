@@ -91,21 +91,33 @@ def names_launcher(argv: list[str]) -> bool:
     return any(a.lstrip("+~").startswith("hydra/launcher=") for a in argv)
 
 
-def previous_choice(argv: list[str]) -> bool | None:
-    """Whether the earlier sweep in the directory ``hydra.sweep.dir=`` names got the pool (its
-    ``multirun.yaml``); None when the command line names no fixed directory or none ran there.
+def previous_choice(plan: Plan) -> bool | None:
+    """Whether the earlier sweep in this command's ``hydra.sweep.dir`` got the pool (its
+    ``multirun.yaml``); None when that directory is not fixed (``outputs/${now:...}``) or no
+    sweep ran there. The directory is the composed one, however it is set (the command line,
+    ``++hydra.sweep.dir``, an experiment's or a study's config).
 
     A re-run keeps the earlier choice, so the Hydra records of finished jobs (``.hydra/``),
     rewritten before every job, keep their bytes whatever the machine's load is now."""
-    from pathlib import Path
+    from dataclasses import replace
 
+    from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    named = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.sweep.dir=")]
-    if not named or "${" in named[-1]:
+    from prereg.sweep.outputdir import output_location
+
+    # composed as check_output_dir will compose it if the pool is chosen: one composition
+    likely = replace(plan, overrides=[*plan.overrides, POOL])
+    try:
+        cfg = plan.loader.load_configuration(
+            plan.config_name, likely.hydra_overrides, RunMode.MULTIRUN
+        )
+        raw = str(OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["dir"])
+    except Exception:  # noqa: BLE001 - Hydra reports a config it cannot compose
         return None
-    record = Path(named[-1]).expanduser() / "multirun.yaml"
-    if not record.is_file():
+    directory, fixed = output_location(raw)
+    record = directory / "multirun.yaml"
+    if not fixed or not record.is_file():
         return None
     try:
         overrides = list(OmegaConf.load(record).hydra.overrides.hydra)
@@ -123,7 +135,7 @@ def with_default_launcher(plan: Plan, cpus: int | None = None) -> list[str]:
 
     if not (plan.multirun and plan.jobs and len(plan.jobs) > 1) or names_launcher(plan.argv):
         return plan.argv
-    previous = previous_choice(plan.argv)
+    previous = previous_choice(plan)
     if previous is not None:  # a re-run keeps the launcher its directory's records name
         if previous:
             plan.argv, plan.overrides = [*plan.argv, POOL], [*plan.overrides, POOL]
