@@ -257,6 +257,46 @@ def test_a_signal_in_a_one_call_chunk_finishes_the_chunk_and_checkpoints_it(
     assert (cut / "metrics.csv").read_bytes() == (whole / "metrics.csv").read_bytes()
 
 
+def test_checkpoint_every_thins_the_checkpoints_not_the_rows_and_a_kill_resumes_exactly(
+    tmp_path: Path,
+) -> None:
+    """checkpoint_every=7, chunks of 3 to 20: checkpoints only at 9, 15 (a multiple of 7
+    reached) and 20 (the target); every chunk's rows and after_chunk as before. A kill after
+    the rows of 12..14 resumes from 9 (no checkpoint at 12) to the same metrics.csv; a
+    signal still checkpoints where it stops the run."""
+
+    def thinned(**faults: int) -> Fake:
+        study = Fake(target=20, **faults)
+        study.checkpoint_every = 7
+        return study
+
+    whole, killed, stopped = tmp_path / "whole", tmp_path / "killed", tmp_path / "stopped"
+    saved: list[str] = []
+    real_save = ck.save_checkpoint
+
+    def spy(path: Path, *args: Any, **kwargs: Any) -> Path:
+        saved.append(Path(path).name)
+        return real_save(path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ck, "save_checkpoint", spy)
+        study = thinned()
+        run(whole, study)
+    assert saved == ["step_00000009", "step_00000015", "step_00000020"]
+    assert study.after == [[s, s + 1, s + 2] for s in range(0, 18, 3)] + [[18, 19]]
+    assert pd.read_csv(whole / "metrics.csv")["step"].tolist() == list(range(20))
+    with pytest.raises(Crash):
+        run(killed, thinned(crash_after=14))
+    assert ckpts(killed) == ["step_00000009"]  # not 12: the rows of 9..14 are computed again
+    run(killed, thinned())
+    assert (killed / "metrics.csv").read_bytes() == (whole / "metrics.csv").read_bytes()
+    assert ckpts(killed) == ckpts(whole) == ["step_00000015", "step_00000020"]
+    signalled = thinned(signal_at=4)
+    signalled.steps_per_call = 1
+    run_signalled(stopped, signalled)
+    assert ckpts(stopped) == ["step_00000005"]
+
+
 def test_a_signal_pending_when_the_run_fails_stops_it_as_interrupted(tmp_path: Path) -> None:
     """A signal in the chunk that turns non-finite: the user's stop wins (no checkpoint)."""
     info = run_signalled(tmp_path, Fake(per_call=1, signal_at=4, nan_loss=4))

@@ -69,7 +69,9 @@ class PPOConf:
     backend: Backend = Backend.jax
     init_from: str | None = None
     chunk_updates: int = 25
-    checkpoint_every: int = 100
+    # null: a checkpoint after every chunk; N: only where the update count reaches a multiple
+    # of N (and at the end, and on a signal); a kill resumes from the newest checkpoint
+    checkpoint_every: int | None = None
     eval_every: int = 100
     eval_seeds: int = 32
     eval_seed_start: int = 10000

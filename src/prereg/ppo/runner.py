@@ -205,6 +205,7 @@ class _PPOTraining(ChunkedStudy):
     def __init__(self, cfg: DictConfig, rd: RunDir, built: Built, tb: Any) -> None:
         self.p, self.built, self.trainer, self.tb = cfg.ppo, built, built.trainer, tb
         self.chunk_size, self.log = int(self.p.chunk_updates), log
+        self.checkpoint_every = self.p.checkpoint_every  # None: every chunk
         self.seeds = train_seeds(built.settings)
         self.many = len(self.seeds) > 1  # rows per (update, seed); a stacked state
         if self.many:

@@ -20,7 +20,10 @@ hooks); :func:`train_in_chunks` does the rest.  It guarantees:
   written, ``after_chunk`` runs, then ``Stop.error`` is raised, again without a checkpoint.
 * **Checkpoints.** Otherwise ``after_chunk`` runs and a periodic checkpoint
   ``checkpoints/step_<position>`` (with ``meta(state)``) is written; all but the newest two
-  are pruned.
+  are pruned. With ``checkpoint_every`` = N (PPO's ``ppo.checkpoint_every``) only at the
+  chunk ends where the position reaches a multiple of N, at the target and on a signal; the
+  chunks, and so the results, stay the same, and a kill resumes from the newest checkpoint
+  (its later ``metrics.csv`` rows are computed again, to the same bits).
 * **Signals.** SIGTERM, SIGINT and SIGUSR2 are deferred while training
   (:func:`prereg.core.signals.deferred_interrupts`): a chunk runs as ``run_chunk`` calls of at
   most ``steps_per_call`` steps (PPO: 1 update; exp9: the whole chunk), and a signal ends the
@@ -88,6 +91,9 @@ class ChunkedStudy(abc.ABC):
     #: the index of the first row after a checkpoint at position p is p + first_index
     #: (exp9 logs step 0 at the initial theta: 0; PPO logs update 1 after one update: 1)
     first_index: int = 0
+    #: None: a periodic checkpoint after every chunk; N: only where the position reaches a
+    #: multiple of N (and at the target, and on a signal)
+    checkpoint_every: int | None = None
     log: logging.Logger = log  #: where "resuming ..." is logged
 
     @abc.abstractmethod
@@ -175,9 +181,11 @@ def train_in_chunks(
                 study.after_chunk(state, frames[-1])
             if stop is not None:
                 raise stop.error
-            meta = {**study.meta(state), ORIGIN_KEY: origin}
-            ck.save_checkpoint(ckpt_dir / ck.periodic_name(study.position(state)), state, meta)
-            ck.prune_periodic(ckpt_dir)
+            reached = study.position(state)
+            if _checkpoint_due(study.checkpoint_every, position, reached, target, signalled):
+                meta = {**study.meta(state), ORIGIN_KEY: origin}
+                ck.save_checkpoint(ckpt_dir / ck.periodic_name(reached), state, meta)
+                ck.prune_periodic(ckpt_dir)
             signalled.raise_pending()  # SIGTERM & co. during the chunk: stop here, checkpointed
     return state, pd.concat(frames, ignore_index=True)
 
@@ -213,6 +221,15 @@ ORIGIN_KEY = "chunk_origin"  #: checkpoint meta: the position chunks are counted
 def chunk_end(position: int, origin: int, size: int) -> int:
     """Where the chunk holding ``position`` ends: the next ``origin + i * size`` after it."""
     return origin + ((position - origin) // size + 1) * size
+
+
+def _checkpoint_due(
+    every: int | None, before: int, reached: int, target: int, signalled: Deferred
+) -> bool:
+    """Whether the chunk from ``before`` to ``reached`` ends with a periodic checkpoint."""
+    if every is None or reached >= target or signalled.signum is not None:
+        return True
+    return reached // every > before // every
 
 
 def _run_to(study: ChunkedStudy, state: Any, end: int, signalled: Deferred) -> Chunk:
