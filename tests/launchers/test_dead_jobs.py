@@ -14,6 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from helpers import REPO, prereg_cli
+from launchers.killed_job import (
+    STEPS,
+    assert_the_killed_job_is_recorded_and_the_rest_kept,
+    sweep_with_a_killed_job,
+)
 from launchers.slurm_helpers import skip_or_fail, wait_until
 
 from hydra_plugins.prereg_launchers.dead_jobs import (
@@ -141,50 +146,13 @@ def test_unavailable_slurm_skips_or_fails_when_required(monkeypatch: pytest.Monk
 @pytest.mark.slow
 def test_local_launcher_records_a_killed_job_and_keeps_the_verdict(tmp_path: Path) -> None:
     """hydra/launcher=local: kill -9 of one job's process; the other job and the verdict stay."""
-    steps = 200
-    sweep = tmp_path / "sweep"
-    log = open(tmp_path / "sweep.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "run.py"), "-m", "hydra/launcher=local",
-         "hydra.launcher.array_parallelism=2", "arm=baseline,primary", "cell=n4m2",
-         f"registration.step_cap={steps}", "exp9.chunk_steps=20", f"hydra.sweep.dir={sweep}"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    victim = sweep / f"arm=baseline,cell=n4m2,registration.step_cap={steps}"
-    survivor = sweep / f"arm=primary,cell=n4m2,registration.step_cap={steps}"
-
-    def running() -> dict | None:
-        try:
-            record = json.loads((victim / "run.json").read_text())
-        except (OSError, ValueError):
-            return None
-        return record if record.get("status") == "running" else None
-
-    try:
-        os.kill(int(wait_until(running, timeout=120, interval=0.05)["pid"]), signal.SIGKILL)
-        proc.wait(timeout=240)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
-    out = (tmp_path / "sweep.log").read_text()
-    assert proc.returncode == 1, out[-3000:]  # after the verdict, naming the killed job
-    assert "1 of 2 jobs died without a result" in out
-    assert (
-        out.strip().splitlines()[-1]
-        == f"error: 1 of 2 jobs did not complete: 1 failed ({victim.name})"
+    k = sweep_with_a_killed_job(
+        tmp_path, "hydra/launcher=local", "hydra.launcher.array_parallelism=2"
     )
-
-    dead = json.loads((victim / "run.json").read_text())
-    assert dead["status"] == "failed"
-    assert dead["reason"].startswith("killed: job process ended without a result (exit status")
-    assert json.loads((survivor / "run.json").read_text())["status"] == "completed"
-    assert len(pd.read_csv(survivor / "metrics.csv")) == steps
-    status = prereg_cli("status", str(sweep), "--json")
+    assert_the_killed_job_is_recorded_and_the_rest_kept(k)
+    assert len(pd.read_csv(k.survivor / "metrics.csv")) == STEPS
+    status = prereg_cli("status", str(k.sweep), "--json")
     assert json.loads(status.stdout)["counts"]["failed"] == 1
-    v = json.loads((sweep / "verdict.json").read_text())
-    assert v["runs"]["completed"] == 1
-    assert v["runs"]["not_completed"]["baseline/n4m2"].startswith("failed: killed: job process")
 
 
 @pytest.mark.parametrize(
