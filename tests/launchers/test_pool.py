@@ -96,6 +96,39 @@ def test_a_rerun_keeps_the_launcher_its_sweep_directory_got(tmp_path: Path) -> N
     assert POOL not in with_default_launcher(_plan(*sweep, dated), cpus=1)
 
 
+_START_WORKERS = """
+from hydra_plugins.prereg_launchers import pool
+good = pool._job_modules
+def start():
+    w = pool._spawn("exp9")
+    w.conn.send_bytes(pool._STOP)  # never adopted: it ends
+    w.proc.join(60)
+    print("WORKER", type(w.proc._popen).__module__, w.proc.exitcode, flush=True)
+pool._job_modules = lambda runner: [*good(runner), "breaks_on_import"]
+start()
+pool._job_modules = good  # the dead server is started again, with modules that import
+start()
+"""
+
+
+def test_workers_fork_from_a_server_and_start_afresh_if_it_fails(tmp_path: Path) -> None:
+    """Workers are forks of the fork server (which imported the study once); a server that
+    dies importing a module costs a warning, and the worker is started afresh (spawn)."""
+    (tmp_path / "breaks_on_import.py").write_text("raise ValueError('broken module')\n")
+    path = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])
+    proc = subprocess.run(
+        [sys.executable, "-c", _START_WORKERS], env={**os.environ, "PYTHONPATH": path},
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    workers = [x.split()[1:] for x in proc.stdout.splitlines() if x.startswith("WORKER ")]
+    assert workers == [
+        ["multiprocessing.popen_spawn_posix", "0"],
+        ["multiprocessing.popen_forkserver", "0"],
+    ], proc.stdout
+    assert "the pool's fork server failed" in proc.stderr
+
+
 @pytest.mark.slow
 def test_pool_metrics_equal_the_sequential_launchers_byte_for_byte(tmp_path: Path) -> None:
     jobs = ("-m", "arm=baseline,primary", "cell=n4m2", "registration.step_cap=25")

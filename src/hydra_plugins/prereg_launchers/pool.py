@@ -152,15 +152,19 @@ def pool_size(workers: Any, jobs: int | None = None) -> int:
 
 
 def _job_modules(runner: str) -> list[str]:
-    """The modules a job of study ``runner`` imports: prereg's set-up, its run function's
-    module and its ``preload`` modules (none for an unknown study: the job says why)."""
+    """What the fork server imports for study ``runner``'s workers: prereg's set-up, JAX, and
+    the study's run and ``preload`` modules where they are prereg's own. A module that raises
+    on import kills the server (with a traceback), so a study from outside prereg is imported
+    by each worker instead, where a failure is its job's error."""
     from prereg.core.experiments import experiment_or_none
 
+    modules = ["prereg.sweep.app", "jax"]
     exp = experiment_or_none(runner)
-    if exp is None:
-        return []
-    run = exp.run if isinstance(exp.run, str) else getattr(exp.run, "__module__", "")
-    return ["prereg.sweep.app", run.split(":", 1)[0], *exp.preload]
+    if exp is not None:
+        run = exp.run if isinstance(exp.run, str) else getattr(exp.run, "__module__", "")
+        study = [run.split(":", 1)[0], *exp.preload]
+        modules += [m for m in study if m.startswith("prereg.")]
+    return modules
 
 
 def _context(runner: str) -> Any:
@@ -179,13 +183,26 @@ def _context(runner: str) -> Any:
 
 
 def _spawn(runner: str) -> SimpleNamespace:
-    """A worker process that imports ``runner`` at once, then waits for its launcher."""
+    """A worker process that imports ``runner`` at once, then waits for its launcher (a fork
+    of the fork server; a fresh interpreter if the server cannot start one)."""
+    import multiprocessing
+
     ctx = _context(runner)
+    try:
+        return _start(ctx, runner)
+    except (EOFError, OSError) as exc:
+        if ctx.get_start_method() == "spawn":
+            raise
+        log.warning(f"the pool's fork server failed ({exc!r}); starting workers afresh")
+        return _start(multiprocessing.get_context("spawn"), runner)
+
+
+def _start(ctx: Any, runner: str) -> SimpleNamespace:
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=worker_main, args=(child,), daemon=True)
     proc.start()
     child.close()
-    parent.send(runner)
+    parent.send((runner, sys.path))  # a fork of the server has the server's path, not ours
     return SimpleNamespace(proc=proc, conn=parent, job=None)
 
 
@@ -370,7 +387,7 @@ def _work(conn: Connection) -> None:
 
     setup()
     logging.raiseExceptions = False  # a log line the disk refuses is not the job's error
-    runner = conn.recv()
+    runner, sys.path[:] = conn.recv()
     if runner:  # imported once here, while the sweep process plans (JAX for exp9 and PPO)
         from prereg.core.experiments import get_experiment
 
