@@ -10,6 +10,8 @@ cold run fills it first); ``--local`` adds ``hydra/launcher=local`` (one process
 Beside each wall time, the CPU seconds (user + system) of all its processes: the sweep's whole
 processes (start-up and imports included), the bare computation's loop only; on a machine others
 keep busy these say more about the work done than the wall times.
+The pool is also measured with its workers spawned (``hydra.launcher.start=spawn``: fresh
+interpreters that each import JAX, not forks of a server that imported it once).
 Each row is also measured with the traced-program cache off (``PREREG_TRACE_CACHE=0``: every
 process traces and lowers its JAX programs again, as before that cache). ``--repeat N`` runs
 every measurement N times, round-robin, and prints the median and the range (this VM's timings
@@ -52,7 +54,12 @@ def _children_cpu() -> float:
 
 
 def sweep(
-    out: Path, cache: Path, steps: int | None, launcher: str | None = None, traced: bool = True
+    out: Path,
+    cache: Path,
+    steps: int | None,
+    launcher: str | None = None,
+    traced: bool = True,
+    *extra: str,
 ) -> tuple[float, float]:
     """(wall seconds, CPU seconds of all its processes) of the whole multirun (verdict
     included) in a fresh process."""
@@ -62,6 +69,7 @@ def sweep(
         args.append(f"hydra/launcher={launcher}")
     if steps is not None:
         args.append(f"registration.step_cap={steps}")
+    args += extra
     env = {**os.environ, "PREREG_JAX_CACHE": str(cache), "PREREG_TRACE_CACHE": str(int(traced))}
     shutil.rmtree(out, ignore_errors=True)
     cpu, tic = _children_cpu(), time.perf_counter()
@@ -184,6 +192,11 @@ def main() -> None:
             runs[f"{label}, traced-program cache off"] = partial(
                 sweep, tmp / f"{launcher}-off", cache, args.steps, launcher, False
             )
+            if launcher == "pool":  # the workers as fresh interpreters, not forks of a server
+                runs[f"{label}, workers spawned"] = partial(
+                    sweep, tmp / "pool-spawn", cache, args.steps, launcher, True,
+                    "hydra.launcher.start=spawn",
+                )  # fmt: skip
         seen: dict[str, list[tuple[float, float]]] = {label: [] for label in runs}
         for _ in range(args.repeat):  # round-robin: a slow spell of the machine hits every row
             for label, run in runs.items():
@@ -191,7 +204,7 @@ def main() -> None:
         verdict = json.loads((tmp / "pool" / "verdict.json").read_text())
         same = all(
             (d / "metrics.csv").read_bytes() == (tmp / other / d.name / "metrics.csv").read_bytes()
-            for other in ("basic", "pool-off")
+            for other in ("basic", "pool-off", "pool-spawn")
             for d in (tmp / "pool").iterdir()
             if (d / "metrics.csv").exists()
         )
@@ -215,7 +228,8 @@ def main() -> None:
         wall, cpu = cold
         print(f"| run.py sweep, cold compile cache (pool) | {wall:.1f} | {wall / base:.2f} "
               f"| {cpu:.1f} | |")  # fmt: skip
-    print(f"\nmetrics.csv byte-identical, pool vs basic and vs pool with the cache off: {same}")
+    print("\nmetrics.csv byte-identical, pool vs basic, vs pool with the cache off and vs pool "
+          f"spawned: {same}")  # fmt: skip
     print(f"outcome {verdict['outcome']['number']}: {verdict['outcome']['sentence']}")
     print()
     print(

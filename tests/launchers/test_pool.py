@@ -198,6 +198,13 @@ def test_bad_input_in_a_pool_sweep_is_one_line_and_starts_no_worker(tmp_path: Pa
         "(allowed: baseline, primary, secondary)"
     ]
     assert not (tmp_path / "sweep").exists()
+    proc = run_cli("-m", "arm=baseline,primary", "cell=n4m2", "hydra/launcher=pool",
+                   "hydra.launcher.start=fork", f"hydra.sweep.dir={tmp_path / 'sweep'}")  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: hydra.launcher.start: unknown value 'fork' (allowed: forkserver, spawn)"
+    ]
+    assert not (tmp_path / "sweep").exists()
 
 
 @pytest.mark.slow

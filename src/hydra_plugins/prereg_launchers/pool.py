@@ -29,6 +29,7 @@ import sys
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from types import SimpleNamespace
@@ -55,6 +56,14 @@ log = logging.getLogger(__name__)
 POOL_SCHEMA = "prereg_pool_schema"
 
 
+class StartMethod(str, Enum):
+    """How workers start: forks of a server that imported the study once, or fresh
+    interpreters that each import it (``spawn``: slower to start, nothing shared)."""
+
+    forkserver = "forkserver"
+    spawn = "spawn"
+
+
 @dataclass
 class PoolQueueConf:
     """``hydra/launcher=pool``'s schema (``conf/hydra/launcher/pool.yaml`` extends it)."""
@@ -64,6 +73,8 @@ class PoolQueueConf:
     workers: int | None = None
     # start no new job after one failed, halted or died (as run.py --fail-fast)
     fail_fast: bool = False
+    # forkserver: workers fork from a server that imported the study once; spawn: each imports
+    start: StartMethod = StartMethod.forkserver
 
 
 ConfigStore.instance().store(
@@ -145,6 +156,11 @@ class PoolLauncher(BaseSubmititLauncher):
         return cloudpickle.dumps(sweep_config)
 
 
+def start_method(value: Any) -> str:
+    """``hydra.launcher.start``'s value as text (null: forkserver)."""
+    return str(getattr(value, "value", value) or StartMethod.forkserver.value)
+
+
 def pool_size(workers: Any, jobs: int | None = None) -> int:
     """How many workers: ``workers`` (null: the CPUs this process may use), at most ``jobs``."""
     size = int(workers or available_cpus())
@@ -167,27 +183,27 @@ def _job_modules(runner: str) -> list[str]:
     return modules
 
 
-def _context(runner: str) -> Any:
+def _context(runner: str, start: str = "forkserver") -> Any:
     """Where workers come from: a fork server that has imported the study's modules (JAX,
     optax, pandas) once, so each worker is a fork of it instead of a fresh interpreter that
     imports them again (about 1.5 s of CPU each here). The server holds no JAX backend (no
     threads), so forking it is safe; the sweep process, which may, is never forked. Where
-    there is no fork server (Windows), fresh interpreters (spawn)."""
+    there is no fork server (Windows), or ``start`` says so, fresh interpreters (spawn)."""
     import multiprocessing
 
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    if start == "spawn" or "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(_job_modules(runner))  # used when the server starts (once)
     return ctx
 
 
-def _spawn(runner: str) -> SimpleNamespace:
+def _spawn(runner: str, start: str = "forkserver") -> SimpleNamespace:
     """A worker process that imports ``runner`` at once, then waits for its launcher (a fork
     of the fork server; a fresh interpreter if the server cannot start one)."""
     import multiprocessing
 
-    ctx = _context(runner)
+    ctx = _context(runner, start)
     try:
         return _start(ctx, runner)
     except (EOFError, OSError) as exc:
@@ -210,11 +226,11 @@ def _start(ctx: Any, runner: str) -> SimpleNamespace:
 _PRESTARTED: list[SimpleNamespace] = []
 
 
-def prestart(runner: str, count: int) -> None:
+def prestart(runner: str, count: int, start: str = "forkserver") -> None:
     """Start ``count`` workers now, importing ``runner`` (the study's run function: JAX) while
     the sweep process checks and composes the jobs; :meth:`PoolLauncher.setup` adopts them."""
     for _ in range(count):
-        _PRESTARTED.append(_spawn(runner))
+        _PRESTARTED.append(_spawn(runner, start))
 
 
 #: Workers told to end, not yet waited for (:meth:`_Pool.close`).
@@ -236,6 +252,23 @@ def end_workers() -> None:
             w.proc.kill()
             w.proc.join()
         w.conn.close()
+    _stop_fork_server()
+
+
+def _stop_fork_server() -> None:
+    """Once every worker has ended, stop the fork server and wait for it: it exits now, not
+    with this process, and its CPU time and its workers' count as this process's children's
+    (``time``, ``getrusage``), as spawned workers' do. A no-op where none runs."""
+    import multiprocessing.forkserver as forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    stop = getattr(server, "_stop", None)  # CPython's own (its tests use it); absent: left
+    if stop is None or getattr(server, "_forkserver_pid", None) is None:
+        return
+    try:
+        stop()
+    except OSError:  # already gone
+        pass
 
 
 class _Pool:
@@ -246,13 +279,14 @@ class _Pool:
 
         self.launcher = launcher
         self.runner = str(launcher.config.get("runner", "")) if launcher.config is not None else ""
+        self.start = start_method(launcher.params.get("start"))
         self.payload = cloudpickle.dumps((launcher, Singleton.get_state()))
         self.workers: list[Any] = []
         self.retired: list[Any] = []
         self.warming: Any = None  # the thread importing the verdict's modules
 
     def start_worker(self) -> Any:
-        worker = _spawn(self.runner)
+        worker = _spawn(self.runner, self.start)
         worker.conn.send_bytes(self.payload)
         self.workers.append(worker)
         return worker

@@ -169,10 +169,11 @@ def prestart_pool(plan: Plan) -> int:
         master = plan.loader.load_configuration(plan.config_name, hydra_overrides, RunMode.MULTIRUN)
     except Exception:  # noqa: BLE001 - Hydra reports it; the launcher starts its own workers
         return 0
-    from hydra_plugins.prereg_launchers.pool import pool_size, prestart
+    from hydra_plugins.prereg_launchers.pool import pool_size, prestart, start_method
 
-    count = pool_size(master.hydra.launcher.get("workers"), len(plan.jobs))
-    prestart(str(job.get("runner", "")), count)
+    launcher = master.hydra.launcher
+    count = pool_size(launcher.get("workers"), len(plan.jobs))
+    prestart(str(job.get("runner", "")), count, start_method(launcher.get("start")))
     return count
 
 
