@@ -148,6 +148,13 @@ def test_pool_metrics_equal_the_sequential_launchers_byte_for_byte(tmp_path: Pat
             json.loads((tmp_path / "pool" / name).read_text())["outcome"]
             == json.loads((tmp_path / "basic" / name).read_text())["outcome"]
         )
+    # a re-run of the pool sweep redoes nothing and rewrites Hydra's records with the same
+    # bytes (hydra.job.id is the job's number, as in Hydra's basic launcher, not a worker's)
+    records = {f: f.read_bytes() for f in (tmp_path / "pool").glob("*/.hydra/*.yaml")}
+    assert len(records) == 2 * 3
+    proc = run_cli(*jobs, "hydra/launcher=pool", f"hydra.sweep.dir={tmp_path / 'pool'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {f: f.read_bytes() for f in records} == records
 
 
 _COUNT_COMPOSITIONS = """
@@ -198,8 +205,9 @@ def test_bad_input_in_a_pool_sweep_is_one_line_and_starts_no_worker(tmp_path: Pa
         "(allowed: baseline, primary, secondary)"
     ]
     assert not (tmp_path / "sweep").exists()
-    proc = run_cli("-m", "arm=baseline,primary", "cell=n4m2", "hydra/launcher=pool",
-                   "hydra.launcher.start=fork", f"hydra.sweep.dir={tmp_path / 'sweep'}")  # fmt: skip
+    bad_start = ("hydra/launcher=pool", "hydra.launcher.start=fork")
+    proc = run_cli("-m", "arm=baseline,primary", "cell=n4m2", *bad_start,
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}")  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: hydra.launcher.start: unknown value 'fork' (allowed: forkserver, spawn)"

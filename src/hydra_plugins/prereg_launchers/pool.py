@@ -102,39 +102,26 @@ class PoolLauncher(BaseSubmititLauncher):
         log.info(f"Pool sweep ({num_jobs} jobs, {size} worker processes), output dir : {sweep_dir}")
         for i, overrides in enumerate(job_overrides):
             log.info(f"\t#{initial_job_idx + i} : {' '.join(filter_overrides(overrides))}")
-        pool = self.__dict__.pop("_pool", None) or _Pool(self)
+        pool = _Pool(self)
+        pool.adopt(prestarted())  # the workers started at setup (or before), if still there
         return pool.run(job_overrides, initial_job_idx, stop_after_failure, size)
 
     def setup(self, **kwargs: Any) -> None:
-        """Hydra's setup, then the workers: those :func:`prestart` started, else new ones at
-        once, so they import JAX while the sweep process is still composing every job
-        (Hydra's sweeper checks them all first)."""
+        """Hydra's setup, then the workers, unless ``run.py``'s preflight has started them
+        (:func:`prestart`): started now, in the background, so that they import JAX while the
+        sweep process is still composing every job (Hydra's sweeper checks them all first)."""
         super().setup(**kwargs)
-        pool = _Pool(self)
-        try:
-            pool.adopt(_PRESTARTED)
-            if not pool.workers:
-                for _ in range(pool_size(self.params.get("workers"))):
-                    pool.start_worker()
-        except Exception:  # noqa: BLE001 - launch() starts them again and reports a failure
-            pool.close()
-            return
-        self._pool = pool
+        if not (_STARTING or _PRESTARTED):
+            runner = str(self.config.get("runner", "")) if self.config is not None else ""
+            workers, start = self.params.get("workers"), self.params.get("start")
+            prestart(runner, pool_size(workers), start_method(start))
 
-    def __getstate__(self) -> dict[str, Any]:
-        """The launcher as workers receive it: without the sweep process's pool."""
-        state = dict(self.__dict__)
-        state.pop("_pool", None)
-        return state
-
-    def run_one(self, sweep_config: DictConfig, job_id: str) -> JobReturn:
+    def run_one(self, sweep_config: DictConfig) -> JobReturn:
         """One job in this (worker) process on the sweep config the sweep process composed: as
-        ``BaseSubmititLauncher.__call__`` runs it, with the worker's id as ``hydra.job.id``
-        (Hydra's singletons are set once per worker)."""
+        ``BaseSubmititLauncher.__call__`` runs it (Hydra's singletons are set once per
+        worker)."""
         assert self.hydra_context is not None and self.task_function is not None
         setup_globals()
-        with open_dict(sweep_config.hydra.job) as job:
-            job.id = job_id
         return run_job(
             hydra_context=self.hydra_context,
             task_function=self.task_function,
@@ -152,7 +139,9 @@ class PoolLauncher(BaseSubmititLauncher):
             self.config, list(overrides)
         )
         with open_dict(sweep_config.hydra.job) as job:
-            job.num = num
+            # as Hydra's basic launcher: the job's number, so that the job's .hydra records
+            # are the same bytes whichever worker runs it, in this sweep or a re-run of it
+            job.num = job.id = num
         return cloudpickle.dumps(sweep_config)
 
 
@@ -224,13 +213,36 @@ def _start(ctx: Any, runner: str) -> SimpleNamespace:
 
 #: Workers started before Hydra (:func:`prestart`), for the pool launcher's setup to adopt.
 _PRESTARTED: list[SimpleNamespace] = []
+#: The thread :func:`prestart` starts them from (see :func:`prestarted`).
+_STARTING: list[Any] = []
 
 
 def prestart(runner: str, count: int, start: str = "forkserver") -> None:
     """Start ``count`` workers now, importing ``runner`` (the study's run function: JAX) while
-    the sweep process checks and composes the jobs; :meth:`PoolLauncher.setup` adopts them."""
-    for _ in range(count):
-        _PRESTARTED.append(_spawn(runner, start))
+    the sweep process checks and composes the jobs; :meth:`PoolLauncher.setup` adopts them.
+
+    From a thread: the first worker's start waits for the fork server to import the study
+    (2-3 s), which the sweep process spends composing the jobs meanwhile. A worker that cannot
+    be started is left out (the launcher starts its own, and says why if it cannot)."""
+    import threading
+
+    def start_all() -> None:
+        try:
+            for _ in range(count):
+                _PRESTARTED.append(_spawn(runner, start))
+        except Exception as exc:  # noqa: BLE001 - the launcher starts what is missing
+            log.debug(f"prestarting pool workers failed: {exc!r}")
+
+    thread = threading.Thread(target=start_all, name="prereg-pool-start", daemon=True)
+    thread.start()
+    _STARTING.append(thread)
+
+
+def prestarted() -> list[SimpleNamespace]:
+    """The workers :func:`prestart` started, once it has started them all."""
+    while _STARTING:
+        _STARTING.pop().join()
+    return _PRESTARTED
 
 
 #: Workers told to end, not yet waited for (:meth:`_Pool.close`).
@@ -240,8 +252,8 @@ _EXITING: list[SimpleNamespace] = []
 def end_workers() -> None:
     """Wait for the workers told to end (kill one that takes over 30 s), and end the
     prestarted ones no launcher adopted (the sweep stopped before Hydra ran)."""
-    while _PRESTARTED:
-        w = _PRESTARTED.pop()
+    for w in prestarted()[:]:
+        _PRESTARTED.remove(w)
         w.proc.kill()  # it holds no job: nothing to clean up, and no traceback on the terminal
         w.proc.join()
         w.conn.close()
@@ -303,10 +315,17 @@ class _Pool:
             self.warming.start()
 
     def adopt(self, started: list[SimpleNamespace]) -> None:
-        """Take over workers already started (:func:`prestart`); ``started`` is emptied."""
+        """Take over workers already started (:func:`prestart`); ``started`` is emptied. One
+        that has died meanwhile is left out (:meth:`run` starts what is missing)."""
         while started:
             worker = started.pop(0)
-            worker.conn.send_bytes(self.payload)
+            try:
+                worker.conn.send_bytes(self.payload)
+            except (OSError, ValueError):
+                worker.proc.kill()
+                worker.proc.join()
+                worker.conn.close()
+                continue
             self.workers.append(worker)
 
     def run(
@@ -434,11 +453,10 @@ def _work(conn: Connection) -> None:
         return
     launcher, singletons = cloudpickle.loads(payload)
     Singleton.set_state(singletons)
-    job_id = f"pool_{os.getpid()}"
     while data := _receive(conn):
         sweep_config = cloudpickle.loads(data)
         try:
-            ret = launcher.run_one(sweep_config, job_id)
+            ret = launcher.run_one(sweep_config)
         except CannotWrite as exc:  # the sweep process stops the sweep and prints one line
             conn.send_bytes(cloudpickle.dumps(exc))
             continue
