@@ -18,6 +18,10 @@ a result (exit status -9, local job <pid>)", :mod:`.dead_jobs`), a fresh worker 
 job and the verdict still runs; ``fail_fast`` (or ``--fail-fast``) starts no job after one
 failed, halted or died. Each job takes its run directory's lease itself (dispatch), as in every
 launcher. Jobs' results equal the sequential launcher's byte for byte (same code, same inputs).
+
+Longer than 400 lines because it holds both ends of one pipe protocol, which must agree message
+by message: the sweep process's side (starting workers, the fork server, :class:`_Pool`) and the
+worker's (:func:`worker_main`).
 """
 
 # No ``from __future__ import annotations`` here: Hydra's plugin scan executes this module
@@ -175,7 +179,7 @@ def _job_modules(runner: str) -> list[str]:
 def _context(runner: str, start: str = "forkserver") -> Any:
     """Where workers come from: a fork server that has imported the study's modules (JAX,
     optax, pandas) once, so each worker is a fork of it instead of a fresh interpreter that
-    imports them again (about 1.5 s of CPU each here). The server holds no JAX backend (no
+    imports them again (about 1-1.5 CPU s each here). The server holds no JAX backend (no
     threads), so forking it is safe; the sweep process, which may, is never forked. Where
     there is no fork server (Windows), or ``start`` says so, fresh interpreters (spawn)."""
     import multiprocessing
