@@ -7,7 +7,7 @@ cannot express: ranges, names from a registered set, a registration merged into 
 from __future__ import annotations
 
 import math
-from typing import cast
+from typing import cast, overload
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -47,12 +47,17 @@ def unit_interval(key: str, value: object, open_low: bool = False) -> float:
     return x
 
 
-def at_least(key: str, value: object, low: int) -> int:
-    """An integer >= ``low``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(key, f"must be an integer >= {low}, got {value!r}")
-    if value < low:
-        raise ConfigError(key, f"must be an integer >= {low}, got {value!r}")
+@overload
+def at_least(key: str, value: object, low: int) -> int: ...
+@overload
+def at_least(key: str, value: object, low: int, null: str) -> int | None: ...
+def at_least(key: str, value: object, low: int, null: str | None = None) -> int | None:
+    """An integer >= ``low``; with ``null`` (what null means, for the error line) also null."""
+    if value is None and null is not None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        allowed = f"null ({null}) or an integer" if null is not None else "an integer"
+        raise ConfigError(key, f"must be {allowed} >= {low}, got {value!r}")
     return value
 
 

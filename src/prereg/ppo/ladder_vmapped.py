@@ -97,8 +97,7 @@ class _Program(ChunkedStudy):
         from prereg.ppo.trainer import Hypers
 
         self.p, self.rd, self.members, self.s = cfg.ppo, rd, members, s
-        self.chunk_size = int(self.p.chunk_updates)
-        self.checkpoint_every = self.p.checkpoint_every  # None: every chunk
+        self.chunk_size, self.checkpoint_every = ppo_runner.chunking(self.p)
         self.settings = ppo_runner.ppo_settings(cfg)  # the default hparams: Hypers vary them
         self.settings["ppo"]["num_seeds"] = len(members) * s
         self.trainer = ppo_runner.build(self.settings).trainer

@@ -10,7 +10,7 @@ relative to the run directory (a sweep copied elsewhere still points into itself
 ``ppo.num_seeds`` > 1 the seeds train as one stacked state; :mod:`prereg.ppo.multiseed` says
 which files each seed gets.
 
-Why one file of ~520 lines: train, the ladder's registered evals and eval-only share the build,
+Why one file of ~580 lines: train, the ladder's registered evals and eval-only share the build,
 the eval and the file placement of one run directory; the per-seed bookkeeping, device choice
 and chunk loop already live in their own modules.
 """
@@ -76,6 +76,13 @@ def ppo_settings(cfg: DictConfig) -> dict[str, Any]:
         "hidden": list(cfg.tier.hidden),
         "env_id": cfg.env.id,
     }
+
+
+def chunking(p: DictConfig) -> tuple[int, int | None]:
+    """The chunk loop's ``chunk_size`` and ``checkpoint_every`` (None: a checkpoint after every
+    chunk) from ``cfg.ppo``, for a separate run and the vmapped ladder alike."""
+    every = p.checkpoint_every
+    return int(p.chunk_updates), None if every is None else int(every)
 
 
 def build(settings: dict[str, Any]) -> Built:
@@ -204,8 +211,8 @@ class _PPOTraining(ChunkedStudy):
 
     def __init__(self, cfg: DictConfig, rd: RunDir, built: Built, tb: Any) -> None:
         self.p, self.built, self.trainer, self.tb = cfg.ppo, built, built.trainer, tb
-        self.chunk_size, self.log = int(self.p.chunk_updates), log
-        self.checkpoint_every = self.p.checkpoint_every  # None: every chunk
+        self.chunk_size, self.checkpoint_every = chunking(self.p)
+        self.log = log
         self.seeds = train_seeds(built.settings)
         self.many = len(self.seeds) > 1  # rows per (update, seed); a stacked state
         if self.many:

@@ -70,12 +70,7 @@ def validate_ppo_knobs(p: Any) -> None:
     for key in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "chunk_updates"):
         at_least(f"ppo.{key}", getattr(p, key), 1)
     at_least("ppo.eval_every", p.eval_every, 1)
-    every = p.checkpoint_every
-    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
-        raise ConfigError(
-            "ppo.checkpoint_every",
-            f"must be null (a checkpoint after every chunk) or an integer >= 1, got {every!r}",
-        )
+    at_least("ppo.checkpoint_every", p.checkpoint_every, 1, null="a checkpoint after every chunk")
     at_least("ppo.updates", p.updates, 1)
     at_least("ppo.eval_seeds", p.eval_seeds, 1)
     at_least("ppo.eval_seed_start", p.eval_seed_start, 0)
