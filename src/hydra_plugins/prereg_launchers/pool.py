@@ -116,9 +116,7 @@ class PoolLauncher(BaseSubmititLauncher):
         sweep process is still composing every job (Hydra's sweeper checks them all first)."""
         super().setup(**kwargs)
         if not (_STARTING or _PRESTARTED):
-            runner = str(self.config.get("runner", "")) if self.config is not None else ""
-            workers, start = self.params.get("workers"), self.params.get("start")
-            prestart(runner, pool_size(workers), start_method(start))
+            prestart_configured(_runner(self.config), self.params)
 
     def run_one(self, sweep_config: DictConfig) -> JobReturn:
         """One job in this (worker) process on the sweep config the sweep process composed: as
@@ -158,6 +156,11 @@ def pool_size(workers: Any, jobs: int | None = None) -> int:
     """How many workers: ``workers`` (null: the CPUs this process may use), at most ``jobs``."""
     size = int(workers or available_cpus())
     return max(1, size if jobs is None else min(jobs, size))
+
+
+def _runner(config: DictConfig | None) -> str:
+    """The study's run function the sweep's config names ("" before Hydra sets it)."""
+    return str(config.get("runner", "")) if config is not None else ""
 
 
 def _job_modules(runner: str) -> list[str]:
@@ -242,6 +245,14 @@ def prestart(runner: str, count: int, start: str = "forkserver") -> None:
     _STARTING.append(thread)
 
 
+def prestart_configured(runner: str, params: Any, jobs: int | None = None) -> int:
+    """:func:`prestart` the workers ``hydra.launcher`` (``params``) asks for: ``workers`` of
+    them (at most ``jobs``), started the ``start`` way; how many."""
+    count = pool_size(params.get("workers"), jobs)
+    prestart(runner, count, start_method(params.get("start")))
+    return count
+
+
 def prestarted() -> list[SimpleNamespace]:
     """The workers :func:`prestart` started, once it has started them all."""
     while _STARTING:
@@ -256,11 +267,9 @@ _EXITING: list[SimpleNamespace] = []
 def end_workers() -> None:
     """Wait for the workers told to end (kill one that takes over 30 s), and end the
     prestarted ones no launcher adopted (the sweep stopped before Hydra ran)."""
-    for w in prestarted()[:]:
-        _PRESTARTED.remove(w)
-        w.proc.kill()  # it holds no job: nothing to clean up, and no traceback on the terminal
-        w.proc.join()
-        w.conn.close()
+    prestarted()  # once the thread starting them is done
+    while _PRESTARTED:
+        _kill(_PRESTARTED.pop())
     while _EXITING:
         w = _EXITING.pop(0)
         w.proc.join(timeout=30)
@@ -269,6 +278,13 @@ def end_workers() -> None:
             w.proc.join()
         w.conn.close()
     _stop_fork_server()
+
+
+def _kill(worker: SimpleNamespace) -> None:
+    """End a worker that holds no job: nothing to clean up, and no traceback on the terminal."""
+    worker.proc.kill()
+    worker.proc.join()
+    worker.conn.close()
 
 
 def _stop_fork_server() -> None:
@@ -294,7 +310,7 @@ class _Pool:
         import cloudpickle  # submitit's own pickler: the launcher travels as submitit sends it
 
         self.launcher = launcher
-        self.runner = str(launcher.config.get("runner", "")) if launcher.config is not None else ""
+        self.runner = _runner(launcher.config)
         self.start = start_method(launcher.params.get("start"))
         self.payload = cloudpickle.dumps((launcher, Singleton.get_state()))
         self.workers: list[Any] = []
@@ -326,9 +342,7 @@ class _Pool:
             try:
                 worker.conn.send_bytes(self.payload)
             except (OSError, ValueError):
-                worker.proc.kill()
-                worker.proc.join()
-                worker.conn.close()
+                _kill(worker)
                 continue
             self.workers.append(worker)
 

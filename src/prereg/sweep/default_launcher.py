@@ -169,12 +169,9 @@ def prestart_pool(plan: Plan) -> int:
         master = plan.loader.load_configuration(plan.config_name, hydra_overrides, RunMode.MULTIRUN)
     except Exception:  # noqa: BLE001 - Hydra reports it; the launcher starts its own workers
         return 0
-    from hydra_plugins.prereg_launchers.pool import pool_size, prestart, start_method
+    from hydra_plugins.prereg_launchers.pool import prestart_configured
 
-    launcher = master.hydra.launcher
-    count = pool_size(launcher.get("workers"), len(plan.jobs))
-    prestart(str(job.get("runner", "")), count, start_method(launcher.get("start")))
-    return count
+    return prestart_configured(str(job.get("runner", "")), master.hydra.launcher, len(plan.jobs))
 
 
 def end_pool_workers() -> None:
