@@ -467,6 +467,13 @@ def test_a_ladder_sweep_runs_in_registered_order_whatever_the_glob_says(capsys):
     study_sweep_order(plan)
     candidates = [o for job in plan.jobs for o in job if o.startswith("candidate=")]
     assert candidates == [f"candidate={c}" for c in ("lr1e4", "vc0_25", "ec0_001", "clip0_1")]
+    # a key given twice: Hydra's sweeper keeps its last override (ppo.seed=3 in every job)
+    twice = ["-m", "experiment=ppo_ladder", "candidate=glob(*)", "ppo.seed=0,1", "ppo.seed=3"]
+    plan = preflight.plan(twice, CONF_DIR)
+    study_sweep_order(plan)
+    assert [job[1:] for job in plan.jobs] == [
+        [f"candidate={c}", "ppo.seed=3"] for c in ("lr1e4", "vc0_25", "ec0_001", "clip0_1")
+    ]
     for unchanged in (
         ["experiment=ppo_ladder", "candidate=lr1e4"],
         ["-m", "experiment=ppo", "candidate=glob(*)"],

@@ -46,13 +46,19 @@ def study_sweep_order(plan: Plan) -> list[str]:
         overrides = [new if a == sweep.input_line else a for a in overrides]
         values.append(list(ordered))
     # the planned jobs follow suit: the basic sweeper's order is the product of the swept values
-    # in command-line order, i.e. sorted by each swept value's position in its (new) list
-    keys = [sweep.get_key_element() for sweep in plan.sweeps]
-    rank = [{v: i for i, v in enumerate(vals)} for vals in values]
+    # in command-line order, i.e. sorted by each swept value's position in its (new) list. Of a
+    # key given twice (``a=0,1 a=3``) the sweeper keeps the last override only, so only a sweep
+    # that is its key's last override orders the jobs
+    last = {o.get_key_element(): o for o in plan.parsed}
+    ranks = [
+        (sweep.get_key_element(), {v: i for i, v in enumerate(vals)})
+        for sweep, vals in zip(plan.sweeps, values, strict=True)
+        if last[sweep.get_key_element()] is sweep
+    ]
 
     def position(job: list[str]) -> tuple[int, ...]:
         chosen = dict(o.split("=", 1) for o in job)
-        return tuple(r[chosen[k]] for k, r in zip(keys, rank, strict=True))
+        return tuple(r[chosen[k]] for k, r in ranks)
 
     plan.jobs.sort(key=position)
     plan.argv, plan.overrides = argv, overrides
